@@ -1,0 +1,1 @@
+"""Shipped recipes (TOML). ``wmkit recipes`` lists them."""

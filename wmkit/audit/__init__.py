@@ -1,0 +1,1 @@
+"""Checkpoint audit: discriminability, geometry probes, memorisation warnings, reports."""

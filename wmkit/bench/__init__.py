@@ -1,0 +1,1 @@
+"""Benchmarks: training speed, audit speed, edit retrieval."""

@@ -1,0 +1,117 @@
+"""The model component interfaces: encoder, predictor, regularizer, auxiliary loss.
+
+Plugins subclass these and register them (see :mod:`wmkit.hookspecs`). The world model in
+:mod:`wmkit.model` composes them; the training loop in :mod:`wmkit.train` never names a concrete
+component. Every loss-like component returns a ``dict`` of named tensors with the total under
+``"loss"`` (other entries are detached, for logging).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Callable, ClassVar, Mapping
+
+import torch
+from torch import nn
+
+
+@dataclass
+class EncoderOutput:
+    """What an encoder returns for a batch of token sequences.
+
+    ``z`` is the final pooled readout ``[B, D]``; ``loops`` holds the pooled readout after every
+    loop (``loops[-1]`` is ``z``), so auxiliary losses and probes can read early loops.
+    """
+
+    z: torch.Tensor
+    loops: list[torch.Tensor]
+
+
+class Encoder(nn.Module):
+    """Maps token ids ``[B, L]`` to an :class:`EncoderOutput`.
+
+    Constructed as ``cls(vocab_size=, max_len=, pad_id=, dim=, heads=, loops=, options=)`` where
+    ``options`` is the resolved ``[model.encoder]`` table (plugin options included).
+    """
+
+    options: ClassVar[dict] = {}
+
+    def __init__(self, *, vocab_size: int, max_len: int, pad_id: int, dim: int, heads: int,
+                 loops: int, options: Mapping[str, Any]):
+        super().__init__()
+        self.dim = dim
+
+    def forward(self, tokens: torch.Tensor) -> EncoderOutput:  # pragma: no cover - interface
+        raise NotImplementedError
+
+
+class Predictor(nn.Module):
+    """Predicts the next-state latent from a state latent ``[B, D]`` and an action embedding ``[B, D]``.
+
+    Constructed as ``cls(dim=, heads=, options=)`` with the resolved ``[model.predictor]`` table.
+    """
+
+    options: ClassVar[dict] = {}
+
+    def __init__(self, *, dim: int, heads: int, options: Mapping[str, Any]):
+        super().__init__()
+        self.dim = dim
+
+    def forward(self, state: torch.Tensor, action: torch.Tensor) -> torch.Tensor:  # pragma: no cover
+        raise NotImplementedError
+
+
+class Regularizer(nn.Module):
+    """A batch-statistic regularizer on embeddings ``[N, D]`` (variance, covariance, SIGReg, ...).
+
+    Constructed as ``cls(dim=, options=)`` with the resolved ``[regularizer]`` table. ``forward``
+    returns ``{"loss": total, <term>: detached value, ...}``; the recipe's ``regularizer.weight`` is
+    applied by the caller. ``paired`` is a second view (the target when the regularizer is applied
+    to predictions) for regularizers with an invariance term; others ignore it.
+    """
+
+    options: ClassVar[dict] = {}
+    #: whether the statistic must be computed over the global batch under data parallelism
+    needs_global_batch: ClassVar[bool] = True
+
+    def __init__(self, *, dim: int, options: Mapping[str, Any]):
+        super().__init__()
+        self.dim = dim
+
+    def forward(self, embeddings: torch.Tensor, paired: torch.Tensor | None = None) -> dict[str, torch.Tensor]:  # pragma: no cover
+        raise NotImplementedError
+
+
+@dataclass
+class AuxInputs:
+    """Everything an auxiliary loss may use for one encoder loop.
+
+    ``loop_state`` is the pooled loop-ℓ readout of the *before* state (not detached: this is the
+    gradient path into early loops); ``target`` is the EMA target's embedding of the after state;
+    ``predictor`` is the shared predictor, called as ``predictor(state, action_embedding)``.
+    """
+
+    loop: int
+    loop_state: torch.Tensor
+    final_state: torch.Tensor
+    target: torch.Tensor
+    action_embedding: torch.Tensor
+    actions: torch.Tensor
+    predictor: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+
+
+class AuxLoss(nn.Module):
+    """An auxiliary loss applied on chosen encoder loops (``loss.aux.loops``).
+
+    Constructed as ``cls(dim=, options=)`` with the resolved ``[loss.aux]`` table; returns a dict
+    with ``"loss"``. The recipe's ``loss.aux.weight`` is applied by the caller, per loop.
+    """
+
+    options: ClassVar[dict] = {}
+
+    def __init__(self, *, dim: int, options: Mapping[str, Any]):
+        super().__init__()
+        self.dim = dim
+
+    def forward(self, inputs: AuxInputs) -> dict[str, torch.Tensor]:  # pragma: no cover
+        raise NotImplementedError

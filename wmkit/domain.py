@@ -1,0 +1,125 @@
+"""The domain interface: what a kind of transition (code commits, kernel edits, yours) must provide.
+
+A domain turns rows in the CommitPackFT schema (``old_contents``, ``new_contents``, ``commit``,
+``repos``, ``new_file``, ... and optionally ``split``) into :class:`Transition` objects: token ids
+for the state before and after, an action vector describing the edit, and integer labels used by
+probes and retrieval. Everything else (reading sources, filtering, truncation, caching, the
+train/validation split) is done once, for every domain, by :mod:`wmkit.prepare`.
+
+A domain never sees torch: tokenizing and computing actions is plain Python / NumPy, so it can run
+in worker processes while data is prepared.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, Iterable, Mapping
+
+import numpy as np
+
+
+class SkipRow(Exception):
+    """Raised by :meth:`Domain.transition` to drop a row; the message is the counted reason."""
+
+
+@dataclass(frozen=True)
+class Vocabulary:
+    """Facts about a domain's token vocabulary that the model and checkpoints need.
+
+    ``version`` is stored in every checkpoint; a checkpoint is only valid for data tokenized with
+    the same vocabulary version.
+    """
+
+    size: int
+    pad_id: int
+    version: str
+    ranges: Mapping[str, tuple[int, int]] = field(default_factory=dict)  # name -> [start, stop)
+
+
+@dataclass
+class Transition:
+    """One prepared (state, action, next state) triple, before truncation to ``data.max_len``."""
+
+    before: list[int]
+    after: list[int]
+    action: np.ndarray  # float32 [action_dim]
+    labels: dict[str, int] = field(default_factory=dict)
+
+
+class Domain(ABC):
+    """Base class for domain plugins.
+
+    Subclasses set the class attributes and implement :attr:`vocab`, :attr:`action_names`,
+    :meth:`transition`. ``options`` declares the domain's own settings; they live in the recipe's
+    ``[data]`` table next to the core keys (``source``, ``max_len``, ...), and the resolved values
+    are passed to ``__init__``.
+    """
+
+    name: ClassVar[str] = ""
+    description: ClassVar[str] = ""
+    #: schema of domain-specific ``[data]`` options: ``{"key": wmkit.schema.Field(...)}``
+    options: ClassVar[dict] = {}
+    #: the source used when ``data.source = "default"``: must run offline with no flags
+    default_source: ClassVar[str] = ""
+    #: the recipe used by ``wmkit train --domain NAME`` when no recipe is given (a shipped recipe
+    #: name, or a path)
+    default_recipe: ClassVar[str] = ""
+    #: label name -> class names, e.g. {"edit_type": ["ADD", "DELETE", "MODIFY"]}. A row without a
+    #: label stores -1.
+    label_names: ClassVar[dict[str, list[str]]] = {}
+
+    def __init__(self, options: Mapping[str, Any] | None = None):
+        self.settings = dict(options or {})
+
+    # -- what the model needs -------------------------------------------------------------
+    @property
+    @abstractmethod
+    def vocab(self) -> Vocabulary:
+        """The token vocabulary (size, pad id, version)."""
+
+    @property
+    @abstractmethod
+    def action_names(self) -> list[str]:
+        """One short name per action dimension; ``len(action_names)`` is the action size."""
+
+    @property
+    def action_dim(self) -> int:
+        return len(self.action_names)
+
+    # -- turning rows into transitions ----------------------------------------------------
+    @abstractmethod
+    def transition(self, row: Mapping[str, Any]) -> Transition:
+        """Tokenize both sides of ``row`` and compute its action and labels.
+
+        Raise :class:`SkipRow` with a short reason to drop the row (it is counted, never fatal).
+        """
+
+    def tokenize(self, text: str) -> list[int]:
+        """Token ids of one state; used by probes and tests. Domains normally override this."""
+        raise NotImplementedError
+
+    def accepts_file(self, path: str) -> bool:
+        """Whether a file path from a ``git:`` history belongs to this domain."""
+        return True
+
+    def accepts_text(self, path: str, old: str, new: str) -> bool:
+        """Second-stage filter for ``git:`` histories once both versions are read."""
+        return True
+
+    def rows(self, source: str) -> Iterable[Mapping[str, Any]] | None:
+        """Rows for a source scheme this domain owns (e.g. an embedded generator), else ``None``.
+
+        Returning ``None`` lets :func:`wmkit.sources.open_rows` handle the standard schemes
+        (``jsonl:``, ``parquet:``, ``hf:``, ``git:``).
+        """
+        return None
+
+    def source_fingerprint(self, source: str) -> str | None:
+        """A stable fingerprint for a source this domain owns (see :meth:`rows`), else ``None``."""
+        return None
+
+    def fingerprint(self) -> str:
+        """Everything about this domain that changes prepared data (vocab version, options)."""
+        items = ",".join(f"{k}={self.settings[k]!r}" for k in sorted(self.settings))
+        return f"{self.name}:{self.vocab.version}:{items}"

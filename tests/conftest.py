@@ -1,0 +1,24 @@
+"""Test setup: offline hub, a throwaway cache, no stray WM_* variables."""
+
+import os
+import tempfile
+from pathlib import Path
+
+import pytest
+
+os.environ["HF_HUB_OFFLINE"] = "1"
+os.environ["HF_DATASETS_OFFLINE"] = "1"
+os.environ.setdefault("WMKIT_CACHE_DIR", tempfile.mkdtemp(prefix="wmkit-test-cache-"))
+for _var in [v for v in os.environ if v.startswith("WM_") or v.startswith("WMKIT_") and v != "WMKIT_CACHE_DIR"]:
+    del os.environ[_var]
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED_DATA = REPO.parent / "shared" / "data"
+
+
+def shared_file(*parts: str) -> Path:
+    """A file under ../shared/data, or skip the test saying what it needs."""
+    path = SHARED_DATA.joinpath(*parts)
+    if not path.exists():
+        pytest.skip(f"needs ../shared/data/{'/'.join(parts)} (the real-data set beside the checkout); absent here")
+    return path

@@ -1,0 +1,112 @@
+"""Recipes: validation with dotted paths and suggestions, overrides, environment, TOML round trip."""
+
+import sys
+
+import pytest
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
+
+from wmkit.errors import RecipeError
+from wmkit.recipe import ENV_VARS, dump_toml, load_recipe, parse_override, shipped_recipes
+
+PAPER = "loops3_auxpred_vicreg"
+
+
+def test_paper_recipe_has_table_11_values(wmkit_host):
+    r = load_recipe(PAPER, host=wmkit_host, environ={})
+    assert r.get("model.encoder.loops") == 3
+    assert r.get("loss.aux.type") == "pred"
+    assert r.get("loss.aux.loops") == [1, 2]
+    assert r.get("loss.aux.weight") == 0.3
+    assert r.get("regularizer.name") == "vicreg"
+    assert r.get("regularizer.weight") == 0.1
+    assert r.get("model.target.ema_decay") == 0.99999
+    # plugin-contributed options are present with their defaults
+    assert r.get("model.predictor.blocks") == 2
+    assert r.get("model.predictor.loops") == 6
+
+
+def test_set_override_is_typed_and_wins_over_environment(wmkit_host):
+    env = {"WM_ENCODER_LOOPS": "5", "WM_AUX_LOOPS": "1", "WM_AUX_TYPE": "contrast"}
+    r = load_recipe(PAPER, host=wmkit_host, environ=env)
+    assert r.get("model.encoder.loops") == 5
+    assert r.get("loss.aux.loops") == [1]
+    assert r.get("loss.aux.type") == "ntxent"
+    r = load_recipe(PAPER, overrides=["model.encoder.loops=4"], host=wmkit_host, environ=env)
+    assert r.get("model.encoder.loops") == 4
+
+
+def test_unknown_key_names_dotted_path_and_suggests(wmkit_host):
+    with pytest.raises(RecipeError) as err:
+        load_recipe(PAPER, overrides=["model.encodr.loops=4"], host=wmkit_host, environ={})
+    assert "model.encodr" in str(err.value)
+    assert "model.encoder" in str(err.value)
+    assert err.value.exit_code == 2
+
+
+def test_wrong_type_names_path(wmkit_host):
+    with pytest.raises(RecipeError, match=r"model\.dim: expected integer"):
+        load_recipe(PAPER, overrides=['model.dim="wide"'], host=wmkit_host, environ={})
+    with pytest.raises(RecipeError, match=r"regularizer\.apply_to: 'everything' is not one of"):
+        load_recipe(PAPER, overrides=["regularizer.apply_to=everything"], host=wmkit_host, environ={})
+
+
+def test_aux_loop_outside_encoder_loops_is_refused(wmkit_host):
+    with pytest.raises(RecipeError, match="loss.aux.loops: loop 4 is outside 1..3"):
+        load_recipe(PAPER, overrides=["loss.aux.loops=[1, 4]"], host=wmkit_host, environ={})
+
+
+def test_bad_environment_value_names_variable(wmkit_host):
+    with pytest.raises(RecipeError, match="WM_ENCODER_LOOPS"):
+        load_recipe(PAPER, host=wmkit_host, environ={"WM_ENCODER_LOOPS": "three"})
+
+
+def test_toml_syntax_error_names_file_line_and_column(tmp_path, wmkit_host):
+    bad = tmp_path / "bad.toml"
+    bad.write_text("[meta]\nname = \"x\"\nseed = = 3\n")
+    with pytest.raises(RecipeError) as err:
+        load_recipe(str(bad), host=wmkit_host, environ={})
+    message = str(err.value)
+    assert str(bad) in message and "line 3" in message and "column" in message
+
+
+def test_unknown_plugin_name_lists_available(wmkit_host):
+    with pytest.raises(Exception, match="unknown regularizer 'vicrag'.*vicreg"):
+        load_recipe(PAPER, overrides=["regularizer.name=vicrag"], host=wmkit_host, environ={})
+
+
+def test_every_shipped_recipe_resolves_and_round_trips(wmkit_host):
+    names = shipped_recipes()
+    assert {"quickstart", PAPER, "kernel_default"} <= set(names)
+    for name in names:
+        r = load_recipe(name, host=wmkit_host, environ={})
+        assert tomllib.loads(r.to_toml()) == r.values, name
+
+
+def test_parse_override_values():
+    assert parse_override("a.b=4") == ("a.b", 4)
+    assert parse_override("a.b=[1, 2]") == ("a.b", [1, 2])
+    assert parse_override("a.b=true") == ("a.b", True)
+    assert parse_override("a.b=vicreg") == ("a.b", "vicreg")
+    with pytest.raises(RecipeError, match="KEY=VALUE"):
+        parse_override("novalue")
+
+
+def test_env_table_targets_exist_in_paper_recipe(wmkit_host):
+    r = load_recipe(PAPER, host=wmkit_host, environ={})
+    aux_only = {"loss.aux.temperature", "loss.aux.pos_threshold"}
+    for var, (key, _convert, _note) in ENV_VARS.items():
+        if key in aux_only:
+            continue
+        node = r.values
+        for part in key.split("."):
+            assert part in node, f"{var} maps to missing key {key}"
+            node = node[part]
+
+
+def test_dump_toml_nested():
+    tree = {"a": {"x": 1, "b": {"y": [1, 2], "z": "s"}}, "c": {"t": True, "f": 0.5}}
+    assert tomllib.loads(dump_toml(tree)) == tree

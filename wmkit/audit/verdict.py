@@ -1,0 +1,130 @@
+"""The audit's one-line verdict: explicit rules over the audit's numbers.
+
+Each rule is a named constant with its own docstring, so a verdict can always be traced to a number
+and a threshold. The rules are checked in the order of :data:`VERDICT_ORDER`; the first that fires
+is the headline and every rule that fires is listed with its reason. "healthy" only means that no
+rule fired: it is not a claim that the model is good (read the KNN lines for that).
+"""
+
+from __future__ import annotations
+
+import math
+
+COLLAPSE_NORMALISED_ERANK = 0.05
+"""Collapsed readout if the centred effective rank of online(before), divided by min(N − 1, D), is
+below this (reference §7 erank form). 0.05 of a 128-D space is about 6 used directions."""
+
+COLLAPSE_STD_FRACTION = 0.1
+"""Collapsed readout if the std of L2-normalised online embeddings (mean over dimensions) is below
+this fraction of ``1/sqrt(D)``, the value for directions spread over the sphere: every embedding
+then points almost the same way."""
+
+COLLAPSED_PREDICTOR_ERANK_RATIO = 0.1
+"""Collapsed predictor if the uncentred effective rank of the predictions is below this fraction of
+the targets' (both reference §5 full-val form), or the predictions' own std-of-L2 test fails while
+the readout is not collapsed. The paper's best model sits at 6.1 / 53.3 ≈ 0.11, its named
+bottleneck, just above the line."""
+
+IGNORES_ACTION_KNN_RATIO = 0.9
+"""Ignores the action if KNN@5 with every prediction made from another sample's action is at least
+this fraction of KNN@5 with the true action (defect D10): the action barely changes what is
+retrieved."""
+
+ACTION_TEST_MIN_OVER_RANDOM = 2.0
+"""The action test only judges when the true KNN@5 is at least this many times its random baseline;
+below that there is no retrieval to lose, and the report says the test is inconclusive."""
+
+MEMORISING_KNN_RATIO = 2.0
+"""Memorising if KNN@5 on an equal-size sample of training rows is at least this many times KNN@5 on
+the validation rows (same gallery size)..."""
+
+MEMORISING_MIN_DIFFERENCE = 0.05
+"""... and the two differ by at least this much in absolute terms (so that 0.004 vs 0.002 does not
+count)."""
+
+NOT_DISCRIMINATIVE_OVER_RANDOM = 2.0
+"""Not discriminative if KNN@5 of prediction → target is below this many times its random baseline
+k/N: predictions retrieve their own target little better than chance."""
+
+VERDICT_ORDER = ("collapsed readout", "collapsed predictor", "not discriminative", "ignores action",
+                 "memorising")
+"""Headline precedence: a collapsed readout explains everything after it, and so on."""
+
+HEALTHY = "healthy"
+
+
+def _finite(x) -> bool:
+    return x is not None and isinstance(x, (int, float)) and math.isfinite(x)
+
+
+def judge(result: dict) -> dict:
+    """``{"verdict": headline, "verdicts": [...], "reasons": [...]}`` for an audit result dict.
+
+    Reads ``erank_centred``, ``std_l2``, ``embedding_dim``, ``erank_pred``/``erank_target``,
+    ``knn_at_5``/``random_knn_at_5``, ``action_sensitivity`` and ``train_gap`` (any may be absent).
+    """
+    fired: dict[str, str] = {}
+    dim = result.get("embedding_dim") or 0
+    healthy_std = 1.0 / math.sqrt(dim) if dim else float("nan")
+    centred = result.get("erank_centred", {})
+    std = result.get("std_l2", {})
+
+    online_norm = centred.get("online", {}).get("normalised")
+    online_std = std.get("online")
+    readout_reasons = []
+    if _finite(online_norm) and online_norm < COLLAPSE_NORMALISED_ERANK:
+        readout_reasons.append(f"centred normalised erank of online(before) {online_norm:.3f} < "
+                               f"{COLLAPSE_NORMALISED_ERANK}")
+    if _finite(online_std) and dim and online_std < COLLAPSE_STD_FRACTION * healthy_std:
+        readout_reasons.append(f"std of L2-normalised online {online_std:.4f} < {COLLAPSE_STD_FRACTION} x "
+                               f"1/sqrt(D) = {COLLAPSE_STD_FRACTION * healthy_std:.4f}")
+    if readout_reasons:
+        fired["collapsed readout"] = "; ".join(readout_reasons)
+
+    pred_reasons = []
+    er_pred, er_target = result.get("erank_pred"), result.get("erank_target")
+    if _finite(er_pred) and _finite(er_target) and er_target > 0 \
+            and er_pred < COLLAPSED_PREDICTOR_ERANK_RATIO * er_target:
+        pred_reasons.append(f"erank of predictions {er_pred:.2f} < {COLLAPSED_PREDICTOR_ERANK_RATIO} x "
+                            f"erank of targets {er_target:.2f}")
+    pred_std = std.get("pred")
+    if _finite(pred_std) and dim and pred_std < COLLAPSE_STD_FRACTION * healthy_std \
+            and "collapsed readout" not in fired:
+        pred_reasons.append(f"std of L2-normalised predictions {pred_std:.4f} < "
+                            f"{COLLAPSE_STD_FRACTION * healthy_std:.4f}")
+    if pred_reasons:
+        fired["collapsed predictor"] = "; ".join(pred_reasons)
+
+    knn5, rnd5 = result.get("knn_at_5"), result.get("random_knn_at_5")
+    if _finite(knn5) and _finite(rnd5) and rnd5 < 1.0 and knn5 < NOT_DISCRIMINATIVE_OVER_RANDOM * rnd5:
+        fired["not discriminative"] = (f"KNN@5 {knn5:.4f} < {NOT_DISCRIMINATIVE_OVER_RANDOM:g} x random "
+                                       f"{rnd5:.4f} (gallery N={result.get('gallery_size')})")
+
+    action = result.get("action_sensitivity") or {}
+    if action.get("ignores_action"):
+        fired["ignores action"] = (f"KNN@5 with shuffled actions {action.get('knn_at_5'):.4f} >= "
+                                   f"{IGNORES_ACTION_KNN_RATIO} x KNN@5 with true actions {knn5:.4f}")
+
+    gap = result.get("train_gap") or {}
+    if gap.get("memorising"):
+        fired["memorising"] = (f"train KNN@5 {gap['train']['knn_at_5']:.4f} vs validation "
+                               f"{gap['val']['knn_at_5']:.4f} (N={gap.get('sample_size')} each)")
+
+    verdicts = [v for v in VERDICT_ORDER if v in fired]
+    return {"verdict": verdicts[0] if verdicts else HEALTHY, "verdicts": verdicts or [HEALTHY],
+            "reasons": [f"{v}: {fired[v]}" for v in verdicts] or
+                       ["no rule fired (see docs/audit.md for the thresholds)"]}
+
+
+def ignores_action(true_knn5: float, shuffled_knn5: float, random_knn5: float) -> bool | None:
+    """Rule :data:`IGNORES_ACTION_KNN_RATIO`; ``None`` (inconclusive) when the true KNN@5 is under
+    :data:`ACTION_TEST_MIN_OVER_RANDOM` x random."""
+    if true_knn5 < ACTION_TEST_MIN_OVER_RANDOM * random_knn5:
+        return None
+    return bool(shuffled_knn5 >= IGNORES_ACTION_KNN_RATIO * true_knn5)
+
+
+def memorising(train_knn5: float, val_knn5: float) -> bool:
+    """Rules :data:`MEMORISING_KNN_RATIO` and :data:`MEMORISING_MIN_DIFFERENCE` together."""
+    return bool(train_knn5 >= MEMORISING_KNN_RATIO * val_knn5
+                and train_knn5 - val_knn5 >= MEMORISING_MIN_DIFFERENCE)

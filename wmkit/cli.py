@@ -1,0 +1,243 @@
+"""The ``wmkit`` command line. Imports torch, datasets and transformers only inside commands."""
+
+from __future__ import annotations
+
+import functools
+import json
+import sys
+from pathlib import Path
+
+import click
+
+from wmkit import __version__
+from wmkit.errors import WmkitError
+
+
+def _console(stderr: bool = False):
+    from rich.console import Console
+
+    return Console(stderr=stderr)
+
+
+def reports_errors(fn):
+    """Turn :class:`WmkitError` into one line on stderr and its exit code; no traceback."""
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except WmkitError as exc:
+            click.echo(f"error: {exc}", err=True)
+            sys.exit(exc.exit_code)
+        except KeyboardInterrupt:
+            click.echo("interrupted", err=True)
+            sys.exit(130)
+
+    return wrapper
+
+
+def _host():
+    from wmkit.plugins import get_host
+
+    return get_host()
+
+
+def _warn_plugin_errors(host) -> None:
+    for record in host.errors():
+        click.echo(f"warning: plugin {record.name!r} failed to load: {record.error} "
+                   f"(`wmkit plugins` lists it; WMKIT_DISABLE_PLUGINS={record.name} hides it)", err=True)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="wmkit")
+@click.option("--strict-plugins", is_flag=True, envvar="WMKIT_STRICT_PLUGINS",
+              help="Fail when any plugin fails to load (for CI).")
+@click.pass_context
+def cli(ctx, strict_plugins):
+    """Train and audit tiny JEPA world models of transitions."""
+    if strict_plugins:
+        from wmkit.plugins import PluginHost, reset_host
+
+        try:
+            reset_host(PluginHost(strict=True))
+        except WmkitError as exc:
+            click.echo(f"error: {exc}", err=True)
+            sys.exit(exc.exit_code)
+
+
+# ---------------------------------------------------------------------------------------------
+# plugins and recipes
+# ---------------------------------------------------------------------------------------------
+
+
+@cli.command()
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON list instead of a table.")
+@reports_errors
+def plugins(as_json):
+    """List installed domains and components, and plugins that failed to load."""
+    host = _host()
+    rows = host.listing()
+    if as_json:
+        click.echo(json.dumps(rows, indent=2))
+        return
+    from rich.table import Table
+
+    table = Table(title="wmkit plugins")
+    for col in ("kind", "name", "plugin", "version", "status", "description / error"):
+        table.add_column(col)
+    for row in rows:
+        status = "[green]ok[/]" if row["status"] == "ok" else f"[red]{row['status']}[/]"
+        table.add_row(row["kind"], row["name"], row["plugin"], row["version"] or "", status,
+                      row["error"] or row["description"] or "")
+    _console().print(table)
+
+
+@cli.command()
+@reports_errors
+def recipes():
+    """List the shipped recipes."""
+    from rich.table import Table
+
+    from wmkit.recipe import describe_recipe, shipped_recipes
+
+    table = Table(title="shipped recipes (wmkit train NAME or a path)")
+    table.add_column("recipe")
+    table.add_column("description")
+    for name, path in sorted(shipped_recipes().items()):
+        table.add_row(name, describe_recipe(path))
+    _console().print(table)
+    _warn_plugin_errors(_host())
+
+
+@cli.group()
+def recipe():
+    """Inspect recipes."""
+
+
+def recipe_options(fn):
+    fn = click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE",
+                      help="Override a recipe key (repeatable), e.g. --set model.encoder.loops=4.")(fn)
+    fn = click.option("--domain", default=None, help="Domain plugin to use (sets data.domain).")(fn)
+    return fn
+
+
+def _load_recipe(source, overrides, domain):
+    from wmkit.recipe import load_recipe
+
+    host = _host()
+    if domain is not None:
+        host.get("domain", domain)  # unknown domain -> error listing the available ones
+    return load_recipe(source, overrides=list(overrides), domain=domain, host=host)
+
+
+@recipe.command("show")
+@click.argument("recipe_name", metavar="RECIPE", required=False)
+@recipe_options
+@reports_errors
+def recipe_show(recipe_name, overrides, domain):
+    """Print the fully resolved RECIPE (name or path) as TOML."""
+    resolved = _load_recipe(recipe_name, overrides, domain)
+    click.echo(f"# resolved from {resolved.origin}" + (f" with {', '.join(resolved.overrides)}" if resolved.overrides else ""))
+    for var, value in resolved.env.items():
+        click.echo(f"# environment: {var}={value}")
+    click.echo(resolved.to_toml(), nl=False)
+
+
+@cli.command("model")
+@click.argument("recipe_name", metavar="RECIPE", required=False)
+@recipe_options
+@reports_errors
+def model_info(recipe_name, overrides, domain):
+    """Print the parameter breakdown of the model a RECIPE builds."""
+    from rich.table import Table
+
+    from wmkit.model import build_world_model
+    from wmkit.runtime import make_domain
+
+    resolved = _load_recipe(recipe_name, overrides, domain)
+    dom = make_domain(resolved, _host())
+    model = build_world_model(resolved.values, vocab_size=dom.vocab.size, pad_id=dom.vocab.pad_id,
+                              action_dim=dom.action_dim, resolve=_host().resolve)
+    table = Table(title=f"{resolved.values['meta']['name']} on {dom.name} (vocab {dom.vocab.size}, "
+                        f"action {dom.action_dim}-D)")
+    table.add_column("part")
+    table.add_column("parameters", justify="right")
+    for name, count in model.parameter_breakdown():
+        table.add_row(name, f"{count:,}")
+    _console().print(table)
+
+
+# ---------------------------------------------------------------------------------------------
+# train
+# ---------------------------------------------------------------------------------------------
+
+
+@cli.command()
+@click.argument("recipe_name", metavar="[RECIPE]", required=False)
+@recipe_options
+@click.option("--data", "data_source", default=None, metavar="SOURCE",
+              help="Data source: jsonl:PATH, parquet:PATH, hf:ID[/CONFIG], git:PATH[@REV] (overrides data.source).")
+@click.option("--out", type=click.Path(path_type=Path), default=None, help="Run directory (default under runs/).")
+@click.option("--resume", type=click.Path(path_type=Path), default=None, metavar="RUN_DIR",
+              help="Continue RUN_DIR exactly from its latest checkpoint.")
+@click.option("--force", is_flag=True, help="Replace an existing run in --out.")
+@click.option("--early-stop", type=click.IntRange(min=1), default=None, metavar="N",
+              help="Stop at step N, keeping the full recipe's learning-rate schedule.")
+@click.option("--live/--no-live", default=None, help="Rich live view (default: on a terminal).")
+@reports_errors
+def train(recipe_name, overrides, domain, data_source, out, resume, force, early_stop, live):
+    """Train a world model from RECIPE (default: the domain's default recipe)."""
+    from wmkit.train import train as run_training
+
+    if data_source is not None:
+        overrides = (*overrides, f"data.source={json.dumps(data_source)}")
+    if resume is not None:
+        if out is not None and Path(out) != Path(resume):
+            raise click.UsageError("--out and --resume name different directories")
+        out = resume
+        if recipe_name is None and not overrides and domain is None:
+            resolved = _recipe_of_run(resume)
+        else:
+            resolved = _load_recipe(recipe_name, overrides, domain)
+    else:
+        resolved = _load_recipe(recipe_name, overrides, domain)
+    _warn_plugin_errors(_host())
+    result = run_training(resolved, out=out, resume=resume is not None, force=force, early_stop=early_stop,
+                          host=_host(), console=_console(stderr=True), live=live)
+    _print_summary(result)
+
+
+def _recipe_of_run(run_dir: Path):
+    from wmkit.errors import RunError
+    from wmkit.recipe import Recipe
+
+    config = Path(run_dir) / "config.json"
+    if not config.exists():
+        raise RunError(f"--resume {run_dir}: no run there (missing config.json)")
+    body = json.loads(config.read_text())
+    return Recipe(values=body["recipe"], origin=str(config), overrides=body.get("overrides", []),
+                  env=body.get("environment", {}))
+
+
+def _print_summary(result) -> None:
+    console = _console()
+    ev = result.last_eval
+    how = "stopped early" if result.stopped_early else "finished"
+    console.print(f"[bold green]{how}[/] at step {result.step}: run in {result.run_dir}")
+    if ev:
+        console.print(f"  val probe (gallery N={ev['gallery_size']}): cos {ev['cos']:.3f}, delta cos "
+                      f"{ev['delta_cos']:.3f}, lift {ev['lift']:+.3f} over copy {ev['copy_cos']:.3f}; "
+                      f"KNN@1 {ev['knn_at_1']:.3f} vs random {ev['random_knn_at_1']:.3f}, KNN@5 "
+                      f"{ev['knn_at_5']:.3f} vs random {ev['random_knn_at_5']:.3f}; erank online/target/pred "
+                      f"{ev['erank_online']:.1f}/{ev['erank_target']:.1f}/{ev['erank_pred']:.1f}")
+    console.print(f"  best checkpoint: {result.best}; next: wmkit audit {result.run_dir} --full-val")
+    for w in result.warnings:
+        console.print(f"  [yellow]warning[/] step {w['step']}: {w['kind']}: {w['message']}")
+
+
+def main() -> None:
+    cli(prog_name="wmkit")
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

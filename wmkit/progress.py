@@ -1,0 +1,75 @@
+"""What a training run shows while it runs: a rich live view on a terminal, plain lines otherwise."""
+
+from __future__ import annotations
+
+import sys
+import time
+
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
+
+#: loss terms shown in the live view and the plain lines, in this order, when present
+SHOWN_TERMS = ("loss", "pred", "dir", "mag", "cov", "reg", "aux")
+
+
+def _terms(row: dict) -> str:
+    return " ".join(f"{k} {row[k]:.4f}" for k in SHOWN_TERMS if k in row)
+
+
+class TrainingView:
+    """Context manager fed with one row per step and one per evaluation."""
+
+    def __init__(self, *, console: Console | None, total: int, start: int, live: bool | None, title: str):
+        self.console = console or Console(stderr=True)
+        self.total, self.start = total, start
+        self.live = self.console.is_terminal if live is None else live
+        self.title = title
+        self.every = max(1, (total - start) // 20)
+        self.t0 = time.perf_counter()
+        self.progress: Progress | None = None
+
+    def __enter__(self):
+        self.console.print(f"[bold]training[/] {self.title}")
+        if self.live:
+            self.progress = Progress(TextColumn("step {task.completed}/{task.total}"), BarColumn(),
+                                     TextColumn("{task.fields[rate]:.2f} steps/s"), TimeRemainingColumn(),
+                                     TextColumn("{task.fields[terms]}"), console=self.console, transient=False)
+            self.task = self.progress.add_task("train", total=self.total, completed=self.start, rate=0.0, terms="")
+            self.progress.start()
+        return self
+
+    def __exit__(self, *exc):
+        if self.progress is not None:
+            self.progress.stop()
+        return False
+
+    def _rate(self, step: int) -> float:
+        elapsed = time.perf_counter() - self.t0
+        return (step - self.start) / elapsed if elapsed > 0 else 0.0
+
+    def update(self, step: int, row: dict) -> None:
+        if self.progress is not None:
+            self.progress.update(self.task, completed=step, rate=self._rate(step), terms=_terms(row))
+        elif step % self.every == 0 or step == self.total:
+            rate = self._rate(step)
+            eta = (self.total - step) / rate if rate > 0 else float("nan")
+            print(f"step {step}/{self.total}  {rate:.2f} steps/s  eta {eta:.0f}s  {_terms(row)}",
+                  file=sys.stderr, flush=True)
+
+    def show_eval(self, step: int, metrics: dict) -> None:
+        n = metrics.get("gallery_size", 0)
+        line = (f"eval step {step}: cos {metrics['cos']:.3f}  delta_cos {metrics['delta_cos']:.3f}  "
+                f"lift {metrics['lift']:+.3f} (copy_cos {metrics['copy_cos']:.3f})  "
+                f"erank on/tgt/pred {metrics['erank_online']:.1f}/{metrics['erank_target']:.1f}/"
+                f"{metrics['erank_pred']:.1f}  KNN@1 {metrics['knn_at_1']:.3f} (random {metrics['random_knn_at_1']:.3f})"
+                f"  KNN@5 {metrics['knn_at_5']:.3f} (random {metrics['random_knn_at_5']:.3f})  gallery N={n}")
+        if self.progress is not None:
+            self.progress.console.print(line)
+        else:
+            print(line, file=sys.stderr, flush=True)
+
+    def warn(self, message: str) -> None:
+        if self.progress is not None:
+            self.progress.console.print(f"[bold yellow]warning[/] {message}")
+        else:
+            print(f"warning: {message}", file=sys.stderr, flush=True)

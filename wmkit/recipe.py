@@ -1,0 +1,438 @@
+"""TOML recipes: the core schema, plugin sub-schemas, overrides and the paper's environment variables.
+
+Resolution order (later wins): the recipe file (and the recipe it ``extends``) < ``WM_*``
+environment variables < ``--set key=value`` overrides. After merging, the components the recipe
+names (domain, encoder, predictor, aux loss, regularizer) contribute their own option schemas, and
+the whole recipe is validated: an unknown key or a wrong type raises
+:class:`~wmkit.errors.RecipeError` with the dotted path and a close-match suggestion.
+"""
+
+from __future__ import annotations
+
+import copy
+import difflib
+import hashlib
+import json
+import os
+import sys
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+from typing import Any, Callable, Mapping
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
+
+from wmkit.errors import RecipeError
+from wmkit.schema import Field, validate
+
+# ---------------------------------------------------------------------------------------------
+# The core schema. Plugins add keys to the sections named in PLUGIN_SECTIONS.
+# ---------------------------------------------------------------------------------------------
+
+CORE_SCHEMA: dict = {
+    "meta": {
+        "name": Field(str, "unnamed", "recipe name, used in run-directory names"),
+        "description": Field(str, "", "one line shown by `wmkit recipes`"),
+        "extends": Field(str, "", "a shipped recipe name or path whose values this recipe starts from"),
+        "seed": Field(int, 42, "seeds python, numpy and torch before anything is built"),
+    },
+    "data": {
+        "domain": Field(str, "code", "domain plugin (`wmkit plugins`)"),
+        "source": Field(str, "default", "jsonl:PATH, parquet:PATH, hf:ID[/CONFIG], git:PATH[@REV], or "
+                        "'default' for the domain's embedded default"),
+        "max_len": Field(int, 512, "tokens per state (longer states are truncated)", minimum=4),
+        "window": Field(str, "head", "which max_len tokens to keep: the first ones (reference) or a "
+                        "window centred on the first edited token", choices=("head", "edit")),
+        "max_chars": Field(int, 40000, "drop rows whose before or after text is longer (reference)", minimum=1),
+        "min_changed_tokens": Field(int, 5, "drop rows whose diff has fewer changed words (reference)", minimum=0),
+        "val_percent": Field(int, 10, "share of rows (by commit hash) held out when the data has no split "
+                             "column", minimum=1, maximum=90),
+        "limit": Field(int, 0, "keep at most this many rows (0 = all)", minimum=0),
+    },
+    "model": {
+        "dim": Field(int, 128, "latent width D", minimum=1),
+        "heads": Field(int, 4, "attention heads", minimum=1),
+        "mlp_ratio": Field(int, 4, "MLP width = dim * mlp_ratio", minimum=1),
+        "dropout": Field(float, 0.1, "dropout in blocks and after positions", minimum=0.0, maximum=1.0),
+        "encoder": {
+            "name": Field(str, "looped_transformer", "encoder plugin"),
+            "loops": Field(int, 3, "encoder loops (readouts)", minimum=1),
+        },
+        "predictor": {
+            "name": Field(str, "looped_transformer", "predictor plugin"),
+            "input_loop": Field(int, 0, "0: the predictor reads the final readout; k: loop k's readout "
+                                "(the early-loop readout variant)", minimum=0),
+        },
+        "action": {"hidden": Field(int, 128, "action MLP hidden width", minimum=1)},
+        "projector": {
+            "enabled": Field(bool, True, "train-time projectors inside the pred loss (reference default)"),
+            "hidden": Field(int, 256, "projector hidden width", minimum=1),
+        },
+        "target": {"ema_decay": Field(float, 0.99999, "EMA decay of the target encoder", minimum=0.0, maximum=1.0)},
+    },
+    "loss": {
+        "pred": {
+            "weight": Field(float, 1.0, "weight of the prediction loss"),
+            "form": Field(str, "projector_mse", "projector_mse: reference ((2-2cos)/D in projector space); "
+                          "cosine: the paper's 1-cos; delta_mse / delta_cosine: direct delta prediction",
+                          choices=("projector_mse", "cosine", "delta_mse", "delta_cosine")),
+        },
+        "dir": {"weight": Field(float, 0.5, "weight of 1 - cos(pred delta, target delta)")},
+        "mag": {"weight": Field(float, 0.1, "weight of the log delta-norm mismatch")},
+        "cov": {"weight": Field(float, 0.01, "weight of the off-diagonal covariance of online readouts")},
+        "aux": {
+            "type": Field(str, "none", "auxiliary loss plugin applied on early loops"),
+            "loops": Field(list, [], "1-based encoder loops that get the auxiliary loss", item=int),
+            "weight": Field(float, 0.3, "weight per loop"),
+        },
+    },
+    "regularizer": {
+        "name": Field(str, "none", "regularizer plugin"),
+        "weight": Field(float, 0.1, "weight of the regularizer loss"),
+        "apply_to": Field(str, "encoder", "encoder readout, predictor output, or both",
+                          choices=("encoder", "predictor", "both")),
+    },
+    "optim": {
+        "lr": Field(float, 3e-4, "peak AdamW learning rate", minimum=0.0),
+        "weight_decay": Field(float, 0.01, "AdamW weight decay", minimum=0.0),
+        "batch_size": Field(int, 128, "pairs per step", minimum=2),
+        "warmup_steps": Field(int, 200, "linear warm-up from min_lr_ratio*lr", minimum=0),
+        "min_lr_ratio": Field(float, 0.01, "warm-up start and cosine floor, as a fraction of lr", minimum=0.0),
+        "grad_clip": Field(float, 1.0, "gradient-norm clip (0 = off)", minimum=0.0),
+    },
+    "train": {
+        "steps": Field(int, 2000, "total optimisation steps (the schedule's length)", minimum=1),
+        "eval_every": Field(int, 100, "steps between validation probes", minimum=1),
+        "save_every": Field(int, 500, "steps between checkpoints", minimum=1),
+        "keep_checkpoints": Field(int, 0, "keep only the newest N step checkpoints besides best (0 = all)", minimum=0),
+        "device": Field(str, "auto", "auto, cpu, cuda, cuda:N"),
+        "precision": Field(str, "auto", "auto (bf16 autocast on CUDA, fp32 on CPU), fp32, bf16",
+                           choices=("auto", "fp32", "bf16")),
+        "threads": Field(int, 0, "torch CPU threads (0 = torch's default)", minimum=0),
+    },
+    "eval": {
+        "batch_size": Field(int, 128, "validation probe batch (its gallery size for KNN)", minimum=2),
+    },
+}
+
+#: section path -> (component kind, key holding the chosen name)
+PLUGIN_SECTIONS = {
+    ("data",): ("domain", "domain"),
+    ("model", "encoder"): ("encoder", "name"),
+    ("model", "predictor"): ("predictor", "name"),
+    ("loss", "aux"): ("aux_loss", "type"),
+    ("regularizer",): ("regularizer", "name"),
+}
+
+# ---------------------------------------------------------------------------------------------
+# The paper's environment variables (reference §9) that map onto recipe keys.
+# ---------------------------------------------------------------------------------------------
+
+
+def _int_list(text: str) -> list[int]:
+    return [int(part) for part in text.replace(" ", "").split(",") if part]
+
+
+def _flag(text: str) -> bool:
+    if text.strip().lower() in {"1", "true", "yes", "on"}:
+        return True
+    if text.strip().lower() in {"0", "false", "no", "off", ""}:
+        return False
+    raise ValueError(f"not a boolean: {text!r}")
+
+
+_AUX_TYPES = {"contrast": "ntxent", "pred": "pred", "cos_align": "cos_align", "none": "none", "ntxent": "ntxent"}
+
+#: WM_* variable -> (recipe key, converter, note)
+ENV_VARS: dict[str, tuple[str, Callable[[str], Any], str]] = {
+    "WM_SEED": ("meta.seed", int, ""),
+    "WM_MAX_SEQ_LEN": ("data.max_len", int, ""),
+    "WM_VAL_FRAC": ("data.val_percent", lambda v: int(round(float(v) * 100)), "fraction → percent; "
+                    "applies only to data without a split column"),
+    "WM_MODEL_DIM": ("model.dim", int, ""),
+    "WM_NUM_HEADS": ("model.heads", int, ""),
+    "WM_MLP_RATIO": ("model.mlp_ratio", int, ""),
+    "WM_DROPOUT": ("model.dropout", float, ""),
+    "WM_ENCODER_LOOPS": ("model.encoder.loops", int, ""),
+    "WM_POOL_MODE": ("model.encoder.pool", str, ""),
+    "WM_MASK_PADDING": ("model.encoder.mask_padding", _flag, ""),
+    "WM_NUM_LOOPS": ("model.predictor.loops", int, "predictor loops per block"),
+    "WM_PREDICTOR_DEPTH": ("model.predictor.blocks", int, ""),
+    "WM_USE_PROJECTOR": ("model.projector.enabled", _flag, ""),
+    "WM_EMA_DECAY": ("model.target.ema_decay", float, ""),
+    "WM_LAMBDA_PRED": ("loss.pred.weight", float, ""),
+    "WM_LAMBDA_DIR": ("loss.dir.weight", float, ""),
+    "WM_LAMBDA_MAG": ("loss.mag.weight", float, ""),
+    "WM_LAMBDA_COV": ("loss.cov.weight", float, ""),
+    "WM_AUX_TYPE": ("loss.aux.type", lambda v: _AUX_TYPES.get(v, v), "contrast → ntxent"),
+    "WM_AUX_LOOPS": ("loss.aux.loops", _int_list, "comma-separated, e.g. 1,2"),
+    "WM_LAMBDA_AUX": ("loss.aux.weight", float, ""),
+    "WM_CONTRAST_TEMPERATURE": ("loss.aux.temperature", float, "ntxent only"),
+    "WM_CONTRAST_POS_THRESHOLD": ("loss.aux.pos_threshold", float, "ntxent only"),
+    "WM_REG_MODE": ("regularizer.name", str, "none, vicreg or sigreg"),
+    "WM_SIGREG_WEIGHT": ("regularizer.weight", float, "weights whichever regularizer is selected"),
+    "WM_LR": ("optim.lr", float, ""),
+    "WM_BATCH_SIZE": ("optim.batch_size", int, ""),
+    "WM_WARMUP_STEPS": ("optim.warmup_steps", int, ""),
+    "WM_STEPS": ("train.steps", int, ""),
+    "WM_EVAL_INTERVAL": ("train.eval_every", int, ""),
+    "WM_SAVE_INTERVAL": ("train.save_every", int, ""),
+}
+
+
+# ---------------------------------------------------------------------------------------------
+# Recipe objects
+# ---------------------------------------------------------------------------------------------
+
+
+@dataclass
+class Recipe:
+    """A resolved, validated recipe: a nested dict of checked values plus where it came from."""
+
+    values: dict
+    origin: str
+    overrides: list[str]
+    env: dict[str, str]
+
+    def __getitem__(self, key: str) -> Any:
+        return self.values[key]
+
+    def get(self, dotted: str) -> Any:
+        node: Any = self.values
+        for part in dotted.split("."):
+            node = node[part]
+        return node
+
+    def to_dict(self) -> dict:
+        return copy.deepcopy(self.values)
+
+    def to_toml(self) -> str:
+        return dump_toml(self.values)
+
+    def digest(self, length: int = 8) -> str:
+        """A short hash of the resolved values (run-directory names, resume checks)."""
+        blob = json.dumps(self.values, sort_keys=True).encode()
+        return hashlib.sha256(blob).hexdigest()[:length]
+
+
+def shipped_recipes() -> dict[str, Path]:
+    """Name -> path of every recipe shipped in the ``recipes/`` package."""
+    root = resources.files("wmkit_recipes")
+    return {Path(p.name).stem: Path(str(p)) for p in root.iterdir() if p.name.endswith(".toml")}
+
+
+def find_recipe(name_or_path: str) -> Path:
+    """A recipe path from a path or a shipped recipe name; a clear error otherwise."""
+    path = Path(name_or_path)
+    if path.is_file():
+        return path
+    shipped = shipped_recipes()
+    stem = path.stem if path.suffix == ".toml" else name_or_path
+    if stem in shipped and (path.suffix == "" or not path.exists()):
+        return shipped[stem]
+    match = difflib.get_close_matches(stem, list(shipped), n=1, cutoff=0.5)
+    hint = f" (did you mean {match[0]!r}?)" if match else ""
+    raise RecipeError(f"recipe {name_or_path!r} not found: not a file and not a shipped recipe{hint}; "
+                      f"`wmkit recipes` lists them")
+
+
+def read_toml(path: Path) -> dict:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise RecipeError(f"{path}: cannot read recipe: {exc.strerror}") from None
+    try:
+        return tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise RecipeError(f"{path}: invalid TOML: {exc}") from None
+
+
+def _raw_recipe(path: Path, seen: tuple = ()) -> dict:
+    raw = read_toml(path)
+    base_name = raw.get("meta", {}).get("extends", "") if isinstance(raw.get("meta"), dict) else ""
+    if base_name:
+        base_path = find_recipe(base_name)
+        if base_path.resolve() in seen:
+            raise RecipeError(f"{path}: meta.extends forms a cycle through {base_path}")
+        base = _raw_recipe(base_path, seen + (path.resolve(),))
+        base.get("meta", {}).pop("description", None)
+        raw = deep_merge(base, raw)
+    return raw
+
+
+def deep_merge(base: dict, update: Mapping) -> dict:
+    out = copy.deepcopy(base)
+    for key, value in update.items():
+        if isinstance(value, Mapping) and isinstance(out.get(key), dict):
+            out[key] = deep_merge(out[key], value)
+        else:
+            out[key] = copy.deepcopy(value)
+    return out
+
+
+def set_dotted(tree: dict, dotted: str, value: Any) -> None:
+    parts = dotted.split(".")
+    node = tree
+    for i, part in enumerate(parts[:-1]):
+        child = node.setdefault(part, {})
+        if not isinstance(child, dict):
+            raise RecipeError(f"{'.'.join(parts[:i + 1])}: is a value, not a table; cannot set {dotted}")
+        node = child
+    node[parts[-1]] = value
+
+
+def get_dotted(tree: Mapping, dotted: str, default: Any = None) -> Any:
+    node: Any = tree
+    for part in dotted.split("."):
+        if not isinstance(node, Mapping) or part not in node:
+            return default
+        node = node[part]
+    return node
+
+
+def parse_override(text: str) -> tuple[str, Any]:
+    """``a.b=v`` -> ("a.b", v) with v parsed as a TOML value (bare words become strings)."""
+    key, sep, raw = text.partition("=")
+    key = key.strip()
+    if not sep or not key:
+        raise RecipeError(f"--set {text!r}: expected KEY=VALUE, e.g. --set model.encoder.loops=4")
+    raw = raw.strip()
+    try:
+        value = tomllib.loads(f"v = {raw}")["v"]
+    except tomllib.TOMLDecodeError:
+        value = raw  # a bare word: treat as a string
+    return key, value
+
+
+def environment_overrides(environ: Mapping[str, str] | None = None) -> dict[str, tuple[str, Any]]:
+    """``{VAR: (recipe key, value)}`` for every set ``WM_*`` variable we map."""
+    environ = os.environ if environ is None else environ
+    out = {}
+    for var, (key, convert, _note) in ENV_VARS.items():
+        if var in environ:
+            try:
+                out[var] = (key, convert(environ[var]))
+            except ValueError as exc:
+                raise RecipeError(f"environment variable {var}={environ[var]!r} (for {key}): {exc}") from None
+    return out
+
+
+def build_schema(raw: Mapping, host) -> dict:
+    """The core schema plus the option schemas of the components ``raw`` names."""
+    schema = copy.deepcopy(CORE_SCHEMA)
+    for section_path, (kind, name_key) in PLUGIN_SECTIONS.items():
+        section = schema
+        for part in section_path:
+            section = section[part]
+        chosen = get_dotted(raw, ".".join(section_path + (name_key,)), section[name_key].default)
+        if not isinstance(chosen, str):
+            continue  # validation reports the type error
+        component = host.get(kind, chosen)  # PluginError lists the available names
+        for key, field in component.options.items():
+            if key in section and isinstance(section[key], Field) and key != name_key:
+                section[key] = field  # a plugin may refine a core field's default or help
+            elif key not in section:
+                section[key] = field
+    return schema
+
+
+def load_recipe(source: str | Path | None, *, overrides: list[str] = (), domain: str | None = None,
+                environ: Mapping[str, str] | None = None, host=None) -> Recipe:
+    """Load, merge and validate a recipe.
+
+    ``source`` is a path or shipped recipe name; ``None`` means the domain's default recipe
+    (``domain`` or ``code``). ``domain`` (the ``--domain`` flag) sets ``data.domain``.
+    """
+    if host is None:
+        from wmkit.plugins import get_host
+
+        host = get_host()
+    if source is None:
+        domain_name = domain or "code"
+        component = host.get("domain", domain_name)
+        source = component.info.get("default_recipe") or ""
+        if not source:
+            raise RecipeError(f"domain {domain_name!r} has no default recipe; pass a recipe file")
+    path = find_recipe(str(source))
+    raw = _raw_recipe(path)
+    env = environment_overrides(environ)
+    for _var, (key, value) in env.items():
+        set_dotted(raw, key, value)
+    for text in overrides:
+        key, value = parse_override(text)
+        set_dotted(raw, key, value)
+    if domain is not None:
+        set_dotted(raw, "data.domain", domain)
+    if not isinstance(raw.get("meta", {}), Mapping):
+        raise RecipeError(f"{path}: meta must be a table")
+    schema = build_schema(raw, host)
+    values = validate(schema, raw)
+    _check_consistency(values)
+    return Recipe(values=values, origin=str(path), overrides=list(overrides),
+                  env={var: str(v[1]) for var, v in env.items()})
+
+
+def _check_consistency(values: Mapping) -> None:
+    loops = values["model"]["encoder"]["loops"]
+    for k in values["loss"]["aux"]["loops"]:
+        if not 1 <= k <= loops:
+            raise RecipeError(f"loss.aux.loops: loop {k} is outside 1..{loops} (model.encoder.loops)")
+    if values["model"]["predictor"]["input_loop"] > loops:
+        raise RecipeError(f"model.predictor.input_loop: {values['model']['predictor']['input_loop']} is "
+                          f"beyond model.encoder.loops = {loops}")
+    if values["model"]["dim"] % values["model"]["heads"]:
+        raise RecipeError(f"model.heads: {values['model']['heads']} does not divide model.dim = "
+                          f"{values['model']['dim']}")
+
+
+def recipe_from_dict(values: Mapping, host=None) -> Recipe:
+    """Re-validate an already resolved recipe (e.g. from a checkpoint's config.json)."""
+    if host is None:
+        from wmkit.plugins import get_host
+
+        host = get_host()
+    schema = build_schema(values, host)
+    return Recipe(values=validate(schema, values), origin="config.json", overrides=[], env={})
+
+
+def describe_recipe(path: Path) -> str:
+    try:
+        raw = _raw_recipe(path)
+    except RecipeError as exc:
+        return f"(invalid: {exc})"
+    return str(raw.get("meta", {}).get("description", ""))
+
+
+# ---------------------------------------------------------------------------------------------
+# TOML output (tomllib reads only)
+# ---------------------------------------------------------------------------------------------
+
+
+def _toml_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (int, float)):
+        return repr(value)
+    if isinstance(value, str):
+        return json.dumps(value, ensure_ascii=False)
+    if isinstance(value, (list, tuple)):
+        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
+    raise TypeError(f"cannot write {type(value).__name__} to TOML")
+
+
+def dump_toml(tree: Mapping, prefix: str = "") -> str:
+    scalars = [(k, v) for k, v in tree.items() if not isinstance(v, Mapping)]
+    tables = [(k, v) for k, v in tree.items() if isinstance(v, Mapping)]
+    lines = []
+    if prefix and scalars:
+        lines.append(f"[{prefix}]")
+    lines += [f"{k} = {_toml_value(v)}" for k, v in scalars]
+    chunks = ["\n".join(lines)] if lines else []
+    for key, sub in tables:
+        text = dump_toml(sub, f"{prefix}.{key}" if prefix else key)
+        if text:
+            chunks.append(text)
+    return "\n\n".join(c for c in chunks if c) + ("\n" if not prefix else "")

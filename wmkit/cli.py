@@ -143,6 +143,54 @@ def recipe_show(recipe_name, overrides, domain):
     click.echo(resolved.to_toml(), nl=False)
 
 
+@recipe.command("keys")
+@click.argument("recipe_name", metavar="RECIPE", required=False)
+@recipe_options
+@click.option("--markdown", is_flag=True, help="Print Markdown tables (docs/recipes.md is made with this).")
+@reports_errors
+def recipe_keys(recipe_name, overrides, domain, markdown):
+    """Every key RECIPE accepts (core and its plugins' options): type, default, help; and the WM_* table."""
+    from wmkit.recipe import ENV_VARS, build_schema
+    from wmkit.schema import Field
+
+    resolved = _load_recipe(recipe_name, overrides, domain)
+    schema = build_schema(resolved.values, _host())
+    rows = []
+
+    def walk(node, prefix=""):
+        for key, spec in node.items():
+            if isinstance(spec, Field):
+                choices = f" (one of {', '.join(map(str, spec.choices))})" if spec.choices else ""
+                rows.append((f"{prefix}{key}", spec.type_name, json.dumps(spec.default), spec.help + choices))
+            else:
+                walk(spec, f"{prefix}{key}.")
+
+    walk(schema)
+    env_rows = [(var, key, note) for var, (key, _c, note) in ENV_VARS.items()]
+    if markdown:
+        click.echo("| key | type | default | meaning |\n|---|---|---|---|")
+        for row in rows:
+            click.echo("| `" + "` | ".join(row[:1]) + "` | " + " | ".join(r.replace("|", "\\|") for r in row[1:]) + " |")
+        click.echo("\n| variable | recipe key | note |\n|---|---|---|")
+        for var, key, note in env_rows:
+            click.echo(f"| `{var}` | `{key}` | {note} |")
+        return
+    from rich.table import Table
+
+    table = Table(title=f"keys of {resolved.values['meta']['name']}")
+    for col in ("key", "type", "default", "meaning"):
+        table.add_column(col)
+    for row in rows:
+        table.add_row(*row)
+    env_table = Table(title="paper environment variables (recipe < environment < --set)")
+    for col in ("variable", "recipe key", "note"):
+        env_table.add_column(col)
+    for row in env_rows:
+        env_table.add_row(*row)
+    _console().print(table)
+    _console().print(env_table)
+
+
 @cli.command("model")
 @click.argument("recipe_name", metavar="RECIPE", required=False)
 @recipe_options
@@ -233,6 +281,50 @@ def _print_summary(result) -> None:
     console.print(f"  best checkpoint: {result.best}; next: wmkit audit {result.run_dir} --full-val")
     for w in result.warnings:
         console.print(f"  [yellow]warning[/] step {w['step']}: {w['kind']}: {w['message']}")
+
+
+# ---------------------------------------------------------------------------------------------
+# benchmarks
+# ---------------------------------------------------------------------------------------------
+
+
+@cli.group()
+def bench():
+    """Benchmarks that print ratios measured in one run on this machine."""
+
+
+@bench.command("speed")
+@click.option("--recipe", "recipe_name", default="loops3_auxpred_vicreg", show_default=True)
+@click.option("--config", "configs", multiple=True, metavar="BATCHxTOKENS",
+              help="Configurations to time (default: 32x128 and 128x512).")
+@click.option("--steps", default=3, show_default=True, help="Timed steps per configuration (best is kept).")
+@click.option("--json", "json_path", type=click.Path(path_type=Path), default=None, help="Also write JSON here.")
+@reports_errors
+def bench_speed(recipe_name, configs, steps, json_path):
+    """Training sequences/s, FLOP/s as a fraction of a measured fp32 matmul ceiling, peak memory."""
+    from rich.table import Table
+
+    from wmkit.bench.speed import DEFAULT_CONFIGS, run
+
+    parsed = DEFAULT_CONFIGS
+    if configs:
+        try:
+            parsed = tuple(tuple(int(x) for x in c.lower().split("x")) for c in configs)
+        except ValueError:
+            raise click.BadParameter("expected BATCHxTOKENS, e.g. 32x128", param_hint="--config") from None
+    results = run(recipe_name, parsed, steps)
+    table = Table(title=f"training speed: {recipe_name} (fp32, CPU threads {results[0]['threads']})")
+    for col in ("batch x tokens", "sequences/s", "step s", "GFLOP/step", "GFLOP/s", "matmul ceiling GFLOP/s",
+                "fraction of ceiling", "peak RSS GB"):
+        table.add_column(col, justify="right")
+    for r in results:
+        table.add_row(f"{r['batch']} x {r['tokens']}", f"{r['sequences_per_s']:.1f}", f"{r['step_seconds']:.2f}",
+                      f"{r['flops_per_step'] / 1e9:.1f}", f"{r['flops_per_s'] / 1e9:.1f}",
+                      f"{r['ceiling_flops_per_s'] / 1e9:.1f}", f"{r['flops_fraction_of_ceiling']:.0%}",
+                      f"{r['peak_rss_gb']:.2f}")
+    _console().print(table)
+    if json_path:
+        json_path.write_text(json.dumps(results, indent=2))
 
 
 def main() -> None:

@@ -103,9 +103,8 @@ def validate(schema: Mapping, values: Mapping, prefix: str = "") -> dict:
     for key in values:
         if key not in schema:
             path = f"{prefix}{key}"
-            hint = _suggest(key, schema.keys())
-            if hint:
-                hint = f" (did you mean {prefix}{difflib.get_close_matches(key, list(schema), n=1, cutoff=0.6)[0]!r}?)"
+            match = difflib.get_close_matches(key, list(schema), n=1, cutoff=0.6)
+            hint = f" (did you mean '{prefix}{match[0]}'?)" if match else ""
             raise RecipeError(f"{path}: unknown key{hint}")
     for key, spec in schema.items():
         path = f"{prefix}{key}"
@@ -133,7 +132,7 @@ def lookup(schema: Mapping, dotted: str) -> Field | Mapping:
             known = list(node.keys()) if isinstance(node, Mapping) else []
             match = difflib.get_close_matches(part, known, n=1, cutoff=0.6)
             prefix = f"{here}." if here else ""
-            hint = f" (did you mean {prefix}{match[0]!r}?)" if match else ""
+            hint = f" (did you mean '{prefix}{match[0]}'?)" if match else ""
             raise RecipeError(f"{'.'.join(walked + [part])}: unknown key{hint}")
         node = node[part]
         walked.append(part)

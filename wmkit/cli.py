@@ -327,6 +327,11 @@ def bench_speed(recipe_name, configs, steps, json_path):
         json_path.write_text(json.dumps(results, indent=2))
 
 
+from wmkit.bench.retrieval import add_retrieval_command  # noqa: E402  (imports no torch)
+
+add_retrieval_command(bench)
+
+
 def main() -> None:
     cli(prog_name="wmkit")
 

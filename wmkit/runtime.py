@@ -8,7 +8,8 @@ from wmkit.errors import RecipeError
 
 
 def _values(recipe) -> Mapping:
-    return recipe.values if hasattr(recipe, "values") else recipe
+    """The nested values of a :class:`wmkit.recipe.Recipe`, or the mapping itself."""
+    return recipe if isinstance(recipe, Mapping) else recipe.values
 
 
 def make_domain(recipe, host=None):

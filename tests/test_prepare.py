@@ -154,10 +154,13 @@ def test_split_column_wins_and_bad_values_are_reported(tmp_path):
 
 def test_train_only_split_column_holds_out_by_hash(tmp_path):
     """A source whose split column says "train" everywhere (train.jsonl.zst alone) still gets a
-    held-out set: val_percent of its rows by commit hash, never by seed."""
+    held-out set: val_percent of its rows by a hash of the commit under another salt than the usual
+    "split:" rule (the data may have been split with that rule already), never by seed."""
     rows = [row(i, words(4, i), words(9, 500 + i), split="train") for i in range(200)]
     data = run(tmp_path, write(tmp_path / "r.jsonl", rows), val_percent=20)
-    assert data.split.tolist() == [expected_split(r["commit"], 20) for r in rows]
+    expected = [int(int(hashlib.sha256(("holdout:" + r["commit"]).encode()).hexdigest()[:8], 16) % 100 < 20)
+                for r in rows]
+    assert data.split.tolist() == expected and 20 < sum(expected) < 60
     assert data.meta["counts"]["split_rule"].startswith("hash")
     for i in data.val_indices():
         assert data.texts(int(i)) == (rows[i]["old_contents"], rows[i]["new_contents"])

@@ -284,6 +284,48 @@ def _print_summary(result) -> None:
 
 
 # ---------------------------------------------------------------------------------------------
+# audit and compare
+# ---------------------------------------------------------------------------------------------
+
+
+@cli.command()
+@click.argument("checkpoint", metavar="CKPT", type=click.Path(path_type=Path))
+@click.option("--full-val", is_flag=True, help="Audit over N = 5,000 validation pairs (or the whole split if smaller).")
+@click.option("--val-size", type=click.IntRange(min=2), default=None, metavar="N", help="Audit over N validation pairs.")
+@click.option("--geometry", is_flag=True, help="Add the geometry probes (paper Appendix C).")
+@click.option("--data", default=None, metavar="SOURCE", help="Data source (default: the one the checkpoint recorded).")
+@click.option("--json", "json_out", type=click.Path(path_type=Path), default=None, help="Write the results as JSON.")
+@click.option("--html", "html_out", type=click.Path(path_type=Path), default=None,
+              help="Write a self-contained HTML report with plots.")
+@reports_errors
+def audit(checkpoint, full_val, val_size, geometry, data, json_out, html_out):
+    """Audit CKPT (a run directory: its best checkpoint, else latest; or one checkpoint directory)."""
+    from wmkit.audit import render_report, run_audit, save_result, write_html
+
+    result = run_audit(checkpoint, full_val=full_val, val_size=val_size, geometry=geometry, data=data,
+                       host=_host(), console=_console(stderr=True))
+    render_report(result, _console())
+    if json_out:
+        save_result(result, json_out)
+    if html_out:
+        write_html(result, html_out)
+
+
+@cli.command()
+@click.argument("runs", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.option("--val-size", type=click.IntRange(min=2), default=None, metavar="N",
+              help="Gallery size when an audit must be run (default: full validation).")
+@click.option("--data", default=None, metavar="SOURCE", help="Data source for audits that must be run.")
+@click.option("--rerun", is_flag=True, help="Audit again even where a matching audit.json exists.")
+@reports_errors
+def compare(runs, val_size, data, rerun):
+    """Put the audits of several runs side by side (KNN over random, ranks, gaps, warnings)."""
+    from wmkit.compare import compare_runs
+
+    _console().print(compare_runs(runs, val_size=val_size, data=data, rerun=rerun))
+
+
+# ---------------------------------------------------------------------------------------------
 # benchmarks
 # ---------------------------------------------------------------------------------------------
 

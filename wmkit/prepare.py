@@ -22,7 +22,9 @@ Split (defect D4, never tied to a training seed): a row's ``split`` column when 
 ``row_id`` is the commit, or ``commit:new_file`` when the commit has several kept rows (a ``git:``
 history yields one row per file of a commit). For one-file-per-commit data this is the rule the
 shared CommitPackFT-style data sets were split with. Ids are these row ids (``#2``, ``#3`` appended
-to exact repeats, which share their first occurrence's side).
+to exact repeats, which share their first occurrence's side). A split column that marks every row
+``train`` (a training file passed alone) holds out ``val_percent`` of its rows by the same rule under
+the salt ``holdout:`` instead, since such data was usually split with the ``split:`` rule already.
 
 Rows of one file form a trajectory while consecutive kept rows share ``(repos, new_file)`` and the
 previous row's ``new_contents`` equals this row's ``old_contents`` (compared by hash).
@@ -57,7 +59,7 @@ from wmkit.errors import DataError, RecipeError
 from wmkit.sources import open_rows, source_fingerprint
 
 #: bump when the on-disk layout or the meaning of a prepared array changes
-FORMAT_VERSION = 2
+FORMAT_VERSION = 3
 WINDOWS = ("head", "edit")
 SPLIT_NAMES = {"train": 0, "val": 1, "valid": 1, "validation": 1, "test": 1, "dev": 1}
 CHUNK_ROWS = 32
@@ -154,9 +156,14 @@ def fit_window(before, after, max_len: int, window: str, pad_id: int) -> tuple[n
 
 
 # -- split --------------------------------------------------------------------------------------
-def hash_split(key: str, val_percent: int) -> int:
-    """1 (val) if ``int(sha256("split:" + key)[:8], 16) % 100 < val_percent`` else 0 (train)."""
-    return int(int(hashlib.sha256(("split:" + key).encode()).hexdigest()[:8], 16) % 100 < val_percent)
+def hash_split(key: str, val_percent: int, salt: str = "split:") -> int:
+    """1 (val) if ``int(sha256(salt + key)[:8], 16) % 100 < val_percent`` else 0 (train)."""
+    return int(int(hashlib.sha256((salt + key).encode()).hexdigest()[:8], 16) % 100 < val_percent)
+
+
+#: salt of the hold-out drawn from a source whose split column is all "train": such data was often
+#: split with the plain "split:" rule already (../shared/data does), so that rule would find no row
+HOLDOUT_SALT = "holdout:"
 
 
 def _split_key(row: Mapping[str, Any]) -> str:
@@ -182,12 +189,14 @@ def _split_column(row: Mapping[str, Any], key: str, source: str) -> int | None:
 
 
 def _split_candidates(row: Mapping[str, Any], key: str, new_file: str, val_percent: int, source: str) -> tuple:
-    """``(fixed, by_commit, by_file)``: the column's split, else the hash split under either row id
-    (which one applies is known once all rows are in: see :func:`_row_ids`)."""
+    """``(fixed, by_commit, by_file, holdout_by_commit, holdout_by_file)``: the column's split and the
+    hash splits under either row id (which one applies is known once all rows are in: see
+    :meth:`_Collector.finish`). The holdout pair is used when the column marks every row "train"."""
     fixed = _split_column(row, key, source)
-    # the hash candidates are kept even with a column: a column marking every row "train" falls
-    # back to them (see _Collector.finish)
-    return fixed, hash_split(key, val_percent), hash_split(f"{key}:{new_file}", val_percent)
+    hashed = (hash_split(key, val_percent), hash_split(f"{key}:{new_file}", val_percent))
+    holdout = ((hash_split(key, val_percent, HOLDOUT_SALT), hash_split(f"{key}:{new_file}", val_percent, HOLDOUT_SALT))
+               if fixed == 0 else (0, 0))
+    return (fixed, *hashed, *holdout)
 
 
 # -- the worker side ------------------------------------------------------------------------------
@@ -374,7 +383,7 @@ class _Collector:
         self.actions: list[np.ndarray] = []
         self.labels: list[np.ndarray] = []
         self.identical = 0
-        self.splits: list[tuple] = []  # (fixed, by_commit, by_file) per kept row
+        self.splits: list[tuple] = []  # _split_candidates per kept row
         self.split: list[int] = []  # final, set by finish()
         self.keys: list[tuple[str, str]] = []  # (commit key, new_file)
         self.ids: list[str] = []
@@ -442,12 +451,12 @@ class _Collector:
         self.ids = _unique_ids(self.keys, per_commit)
         # A split column that marks every row "train" (e.g. only train.jsonl.zst was passed) would
         # leave nothing held out: then the hash rule holds out val_percent of those rows instead.
-        self.split_rule = "column" if any(f is not None for f, _, _ in self.splits) else "hash"
-        if self.splits and all(f == 0 for f, _, _ in self.splits):
-            self.splits = [(None, by_commit, by_file) for _, by_commit, by_file in self.splits]
-            self.split_rule = "hash (the split column has no validation rows)"
+        self.split_rule = "column" if any(c[0] is not None for c in self.splits) else "hash"
+        if self.splits and all(c[0] == 0 for c in self.splits):
+            self.splits = [(None, c[3], c[4]) for c in self.splits]
+            self.split_rule = f"hash '{HOLDOUT_SALT}' (the split column has no validation rows)"
         self.split = [fixed if fixed is not None else (by_commit if per_commit[key] == 1 else by_file)
-                      for (fixed, by_commit, by_file), (key, _) in zip(self.splits, self.keys)]
+                      for (fixed, by_commit, by_file, *_), (key, _) in zip(self.splits, self.keys)]
         self.texts = [t for t in self.texts if self.split[t[0]] == 1]
 
 

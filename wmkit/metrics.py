@@ -326,15 +326,20 @@ def linear_probe_accuracy(x: Any, y: Any, seed: int = 0, epochs: int = 200, lr: 
     weight = torch.zeros(feats.shape[1], len(classes), requires_grad=True)
     bias = torch.zeros(len(classes), requires_grad=True)
     opt = torch.optim.Adam([weight, bias], lr=lr)
-    with torch.enable_grad():
-        for _ in range(int(epochs)):
-            opt.zero_grad()
-            loss = torch.nn.functional.cross_entropy(xtr_t @ weight + bias, ytr_t)
-            loss.backward()
-            opt.step()
-    with torch.no_grad():
-        logits = torch.as_tensor(xte, dtype=torch.float32) @ weight + bias
-        pred = logits.argmax(dim=1).numpy()
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # a few-KB problem: thread hand-offs would cost more than the maths
+    try:
+        with torch.enable_grad():
+            for _ in range(int(epochs)):
+                opt.zero_grad()
+                loss = torch.nn.functional.cross_entropy(xtr_t @ weight + bias, ytr_t)
+                loss.backward()
+                opt.step()
+        with torch.no_grad():
+            logits = torch.as_tensor(xte, dtype=torch.float32) @ weight + bias
+            pred = logits.argmax(dim=1).numpy()
+    finally:
+        torch.set_num_threads(threads)
     accuracy = float((pred == yte).mean())
     majority = float(np.bincount(yte, minlength=len(classes)).max() / len(yte))
     return ProbeResult(accuracy, majority, int(len(train)), int(len(test)), int(len(classes)))

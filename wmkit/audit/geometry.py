@@ -45,10 +45,9 @@ def label_probes(loop_states: Sequence[np.ndarray], loop_deltas: Sequence[np.nda
                                 f"need {MIN_PROBE_ROWS}+ rows and 2+ classes")
             out[name] = entry
             continue
-        counts = np.bincount(y[labelled] - y[labelled].min())
-        entry["class_shares"] = {str(entry["classes"][int(c)] if int(c) < len(entry["classes"]) else c):
-                                 round(float(np.mean(y[labelled] == c)), 4) for c in present}
-        del counts
+        names = list((label_names or {}).get(name, []))
+        entry["class_shares"] = {(names[c] if 0 <= c < len(names) else str(c)): round(float(np.mean(y[labelled] == c)), 4)
+                                 for c in present.tolist()}
         for key, states in (("from_before", loop_states), ("from_delta", loop_deltas)):
             if states is None:
                 continue

@@ -1,7 +1,8 @@
 """Memorisation evidence for the audit: near-duplicate pairs, the run's own warnings, KNN trends.
 
-- :func:`near_duplicates`: validation pairs whose (before, after) token content is nearly the same as a
-  training pair's (estimated Jaccard similarity of token 5-gram sets, bottom-k MinHash sketches).
+- :func:`near_duplicates`: validation pairs whose (before, after) token content, and whose edit, are
+  nearly the same as a training pair's (estimated Jaccard similarity of token 5-gram sets, bottom-k
+  MinHash sketches).
 - :func:`read_metrics_log`: the run's ``metrics.jsonl`` split into step, evaluation and warning rows.
 - :func:`knn_trend`: whether the validation-probe KNN fell from its peak across saved checkpoints
   while the training loss kept falling (the classic memorisation signature).
@@ -17,11 +18,19 @@ from typing import Sequence
 import numpy as np
 
 NEAR_DUPLICATE_JACCARD = 0.9
-"""A validation pair is a near duplicate of a training pair when the Jaccard similarity of their token
-5-gram sets (both sides, before and after tagged apart) is estimated at or above this."""
+"""Two pairs have near-identical content when the Jaccard similarity of their token 5-gram sets (before
+and after sides hashed apart) is estimated at or above this. Successive edits of one file usually
+do: the validation split is by commit, so a file's neighbouring edits sit on both sides."""
+
+EDIT_JACCARD = 0.5
+"""... and they are near-duplicate *transitions* when, besides, the Jaccard similarity of their edits
+is at or above this. The edit of a pair is the set of 5-grams it adds (in after, not before) plus
+the set it removes (in before, not after), tagged apart; two pairs whose sides are identical (no
+edit within the window) have equal, empty edits."""
 
 NEAR_DUPLICATE_WARN_FRACTION = 0.01
-"""Warn when more than this fraction of audited validation pairs has a near duplicate in training."""
+"""Warn when more than this fraction of audited validation pairs has a near-duplicate transition in
+training (same content and same edit: a cherry-pick, a backport, a revert of a revert...)."""
 
 SHINGLE = 5
 """Token n-gram length of the shingles."""
@@ -45,6 +54,8 @@ lower than over the same window before the peak."""
 
 _MAX = np.iinfo(np.uint64).max
 _MUL = np.uint64(0x9E3779B97F4A7C15)
+_TAGS = {"before": np.uint64(0x1D8E4E27C47D124F), "after": np.uint64(0x7A5B3C9E1F0D2B6A),
+         "added": np.uint64(0x2545F4914F6CDD1D), "removed": np.uint64(0x5851F42D4C957F2D)}
 
 
 def _mix(h: np.ndarray) -> np.ndarray:
@@ -58,51 +69,78 @@ def _mix(h: np.ndarray) -> np.ndarray:
     return h
 
 
-def _side_shingles(tokens: np.ndarray, pad_id: int, tag: int) -> np.ndarray:
+def _tagged(h: np.ndarray, tag: str) -> np.ndarray:
+    """``h`` re-hashed with a tag (so equal 5-grams of different roles differ); ``MAX`` stays ``MAX``."""
+    out = _mix(h ^ _TAGS[tag])
+    out[h == _MAX] = _MAX
+    return out
+
+
+def _side_shingles(tokens: np.ndarray, pad_id: int) -> np.ndarray:
     """Hashes of every token ``SHINGLE``-gram of each row ([c, L − SHINGLE + 1]); PAD-touching -> MAX."""
     tok = tokens.astype(np.int64)
     c, length = tok.shape
     width = length - SHINGLE + 1
     if width <= 0:
         return np.full((c, 0), _MAX, dtype=np.uint64)
-    h = np.full((c, width), np.uint64(tag + 1), dtype=np.uint64)
+    h = np.full((c, width), np.uint64(1), dtype=np.uint64)
     valid = np.ones((c, width), dtype=bool)
     with np.errstate(over="ignore"):
         for j in range(SHINGLE):
             part = tok[:, j:j + width]
             valid &= part != pad_id
             h = _mix(h * _MUL + part.astype(np.uint64))
+    h[valid & (h == _MAX)] = _MAX - np.uint64(1)  # MAX is reserved for "no shingle"
     h[~valid] = _MAX
     return h
 
 
-def pair_sketches(before: np.ndarray, after: np.ndarray, pad_id: int, *, chunk: int = 1024) -> np.ndarray:
-    """Bottom-k MinHash sketch [n, SKETCH_SIZE] (sorted; ``MAX`` fills short rows) of each pair.
-
-    The shingle set of a pair is the 5-grams of its before tokens plus those of its after tokens, the
-    two sides hashed apart.
-    """
-    n = before.shape[0]
-    out = np.full((n, SKETCH_SIZE), _MAX, dtype=np.uint64)
-    for start in range(0, n, chunk):
-        stop = min(start + chunk, n)
-        h = np.concatenate([_side_shingles(np.asarray(before[start:stop]), pad_id, 0),
-                            _side_shingles(np.asarray(after[start:stop]), pad_id, 1)], axis=1)
-        h.sort(axis=1)
-        dup = np.zeros_like(h, dtype=bool)
-        dup[:, 1:] = h[:, 1:] == h[:, :-1]
-        h[dup] = _MAX
-        h.sort(axis=1)
-        k = min(SKETCH_SIZE, h.shape[1])
-        out[start:stop, :k] = h[:, :k]
+def _bottom_k(h: np.ndarray) -> np.ndarray:
+    """Per row, the ``SKETCH_SIZE`` smallest distinct values (``MAX``-padded), sorted."""
+    h = np.sort(h, axis=1)
+    dup = np.zeros_like(h, dtype=bool)
+    dup[:, 1:] = h[:, 1:] == h[:, :-1]
+    h[dup] = _MAX
+    h.sort(axis=1)
+    out = np.full((h.shape[0], SKETCH_SIZE), _MAX, dtype=np.uint64)
+    k = min(SKETCH_SIZE, h.shape[1])
+    out[:, :k] = h[:, :k]
     return out
 
 
-def sketch_jaccard(a: np.ndarray, b: np.ndarray) -> float:
-    """Bottom-k estimate of the Jaccard similarity of the two sets behind sketches ``a`` and ``b``."""
+def pair_sketches(before: np.ndarray, after: np.ndarray, pad_id: int, *, chunk: int = 1024
+                  ) -> tuple[np.ndarray, np.ndarray]:
+    """Bottom-k MinHash sketches ``(content, edit)``, each [n, SKETCH_SIZE], of every pair.
+
+    Content: the 5-grams of the before side plus those of the after side, hashed apart. Edit: the
+    5-grams the pair adds plus those it removes, hashed apart (see :data:`EDIT_JACCARD`).
+    """
+    n = before.shape[0]
+    content = np.full((n, SKETCH_SIZE), _MAX, dtype=np.uint64)
+    edit = np.full((n, SKETCH_SIZE), _MAX, dtype=np.uint64)
+    for start in range(0, n, chunk):
+        stop = min(start + chunk, n)
+        hb = _side_shingles(np.asarray(before[start:stop]), pad_id)
+        ha = _side_shingles(np.asarray(after[start:stop]), pad_id)
+        content[start:stop] = _bottom_k(np.concatenate([_tagged(hb, "before"), _tagged(ha, "after")], axis=1))
+        for i in range(stop - start):
+            ub = np.unique(hb[i][hb[i] != _MAX])
+            ua = np.unique(ha[i][ha[i] != _MAX])
+            changes = np.concatenate([_tagged(np.setdiff1d(ua, ub, assume_unique=True), "added"),
+                                      _tagged(np.setdiff1d(ub, ua, assume_unique=True), "removed")])
+            if changes.size:
+                edit[start + i] = _bottom_k(changes[None, :])[0]
+    return content, edit
+
+
+def sketch_jaccard(a: np.ndarray, b: np.ndarray, *, empty_equal: bool = False) -> float:
+    """Bottom-k estimate of the Jaccard similarity of the two sets behind sketches ``a`` and ``b``.
+
+    Two empty sets give 1.0 with ``empty_equal`` (two pairs without an edit have the same edit), else 0.
+    """
     a, b = a[a != _MAX], b[b != _MAX]
     if a.size == 0 or b.size == 0:
-        return 0.0
+        return 1.0 if (empty_equal and a.size == 0 and b.size == 0) else 0.0
     k = min(SKETCH_SIZE, max(a.size, b.size))
     union = np.union1d(a, b)[:k]
     both = np.intersect1d(a, b)
@@ -112,17 +150,21 @@ def sketch_jaccard(a: np.ndarray, b: np.ndarray) -> float:
 def near_duplicates(val_before, val_after, train_before, train_after, pad_id: int, *,
                     val_ids: Sequence | None = None, train_ids: Sequence | None = None,
                     examples: int = 5) -> dict:
-    """Validation pairs with a near-duplicate training pair (Jaccard ≥ :data:`NEAR_DUPLICATE_JACCARD`).
+    """Validation pairs whose content, and whose edit, nearly duplicate a training pair's.
 
-    Exact duplicates (both sides token-identical) are counted separately. Returns counts, the
-    fraction of validation pairs affected, and a few examples ``(val id, train id, jaccard)``.
+    Returns ``similar_content`` (validation pairs with a training pair of content Jaccard ≥
+    :data:`NEAR_DUPLICATE_JACCARD`), ``near_duplicates`` (of those, the ones whose edit also matches,
+    Jaccard ≥ :data:`EDIT_JACCARD`), ``exact_duplicates`` (both sides token-identical),
+    ``unchanged_in_window`` (near duplicates whose two sides are identical after truncation: the edit
+    lies beyond the window, defect D6), the fractions and a few examples ``(val id, train id, content
+    jaccard, edit jaccard)``.
     """
-    sv = pair_sketches(val_before, val_after, pad_id)
-    st = pair_sketches(train_before, train_after, pad_id)
-    n_val, n_train = sv.shape[0], st.shape[0]
+    cv, ev = pair_sketches(val_before, val_after, pad_id)
+    ct, et = pair_sketches(train_before, train_after, pad_id)
+    n_val, n_train = cv.shape[0], ct.shape[0]
 
-    # inverted index of training sketch values (without boilerplate values)
-    t_vals = st.reshape(-1)
+    # inverted index of training content-sketch values (without boilerplate values)
+    t_vals = ct.reshape(-1)
     t_rows = np.repeat(np.arange(n_train), SKETCH_SIZE)
     keep = t_vals != _MAX
     t_vals, t_rows = t_vals[keep], t_rows[keep]
@@ -131,9 +173,10 @@ def near_duplicates(val_before, val_after, train_before, train_after, pad_id: in
     uniq, first, counts = np.unique(t_vals, return_index=True, return_counts=True)
     informative = counts <= COMMON_SHINGLE_POSTINGS
 
-    v_vals = sv.reshape(-1)
+    v_vals = cv.reshape(-1)
     v_rows = np.repeat(np.arange(n_val), SKETCH_SIZE)
-    best: dict[int, tuple[float, int]] = {}
+    # best[v] = (is near-duplicate transition, content jaccard, edit jaccard, train row)
+    best: dict[int, tuple[bool, float, float, int]] = {}
     if len(uniq):
         pos = np.minimum(np.searchsorted(uniq, v_vals), len(uniq) - 1)
         found = (v_vals != _MAX) & (uniq[pos] == v_vals) & informative[pos]
@@ -148,28 +191,34 @@ def near_duplicates(val_before, val_after, train_before, train_after, pad_id: in
             need = max(1, int(math.floor(SKETCH_SIZE * NEAR_DUPLICATE_JACCARD * 0.5)))
             for code in cand[shared >= need]:
                 vr, tr = divmod(int(code), n_train)
-                j = sketch_jaccard(sv[vr], st[tr])
-                if j >= NEAR_DUPLICATE_JACCARD and j > best.get(vr, (-1.0, -1))[0]:
-                    best[vr] = (j, tr)
+                jc = sketch_jaccard(cv[vr], ct[tr])
+                if jc < NEAR_DUPLICATE_JACCARD:
+                    continue
+                je = sketch_jaccard(ev[vr], et[tr], empty_equal=True)
+                entry = (je >= EDIT_JACCARD, jc, je, tr)
+                if vr not in best or entry[:3] > best[vr][:3]:
+                    best[vr] = entry
 
-    exact = 0
-    for vr, (_, tr) in best.items():
-        if np.array_equal(val_before[vr], train_before[tr]) and np.array_equal(val_after[vr], train_after[tr]):
-            exact += 1
-    shown = sorted(best.items(), key=lambda item: -item[1][0])[:examples]
+    dup_rows = {v: e for v, e in best.items() if e[0]}
+    exact = sum(1 for v, e in dup_rows.items()
+                if np.array_equal(val_before[v], train_before[e[3]]) and np.array_equal(val_after[v], train_after[e[3]]))
+    unchanged = sum(1 for v in dup_rows if np.array_equal(val_before[v], val_after[v]))
+    shown = sorted(dup_rows.items(), key=lambda item: (-item[1][2], -item[1][1]))[:examples]
 
     def _name(ids, i):
         return str(ids[i]) if ids is not None else int(i)
 
     return {
-        "threshold": NEAR_DUPLICATE_JACCARD,
-        "val_checked": int(n_val),
-        "train_checked": int(n_train),
-        "near_duplicates": len(best),
+        "content_threshold": NEAR_DUPLICATE_JACCARD, "edit_threshold": EDIT_JACCARD,
+        "val_checked": int(n_val), "train_checked": int(n_train),
+        "similar_content": len(best),
+        "similar_content_fraction": len(best) / n_val if n_val else 0.0,
+        "near_duplicates": len(dup_rows),
         "exact_duplicates": int(exact),
-        "fraction": len(best) / n_val if n_val else 0.0,
-        "examples": [{"val": _name(val_ids, v), "train": _name(train_ids, t), "jaccard": round(j, 3)}
-                     for v, (j, t) in shown],
+        "unchanged_in_window": int(unchanged),
+        "fraction": len(dup_rows) / n_val if n_val else 0.0,
+        "examples": [{"val": _name(val_ids, v), "train": _name(train_ids, e[3]), "content_jaccard": round(e[1], 3),
+                      "edit_jaccard": round(e[2], 3)} for v, e in shown],
     }
 
 

@@ -1,0 +1,125 @@
+"""``wmkit compare RUN_A RUN_B ...``: several audits side by side in one table.
+
+Each run's saved audit (``RUN_DIR/audit.json``, written by ``wmkit audit``) is used when it is of the
+checkpoint the run resolves to now (best, else latest) and of the asked gallery size; otherwise the
+audit is run (and saved). A column per run, a row per metric; KNN rows carry the gallery size so
+numbers over different galleries are never compared silently.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Sequence
+
+from rich.table import Table
+
+from wmkit.audit.core import FULL_VAL_SIZE, audit_path, load_result, run_audit
+from wmkit.audit.report import fmt, pct
+
+#: (label, key path, formatter) rows of the comparison table
+ROWS = (
+    ("checkpoint", ("checkpoint_name",), str),
+    ("step", ("step",), fmt),
+    ("verdict", ("verdict",), str),
+    ("gallery N", ("gallery_size",), fmt),
+    ("KNN@1", ("knn_at_1",), pct),
+    ("KNN@5", ("knn_at_5",), pct),
+    ("KNN@10", ("knn_at_10",), pct),
+    ("KNN@50", ("knn_at_50",), pct),
+    ("random KNN@5", ("random_knn_at_5",), pct),
+    ("erank online", ("erank_online",), lambda v: fmt(v, 2)),
+    ("erank target", ("erank_target",), lambda v: fmt(v, 2)),
+    ("erank pred", ("erank_pred",), lambda v: fmt(v, 2)),
+    ("centred erank online / min(N-1,D)", ("erank_centred", "online", "normalised"), lambda v: fmt(v, 3)),
+    ("cross diag", ("cross_diag",), fmt),
+    ("cross off", ("cross_off",), fmt),
+    ("gap", ("gap",), fmt),
+    ("cos", ("cos",), fmt),
+    ("delta cos", ("delta_cos",), fmt),
+    ("copy_cos (reference)", ("copy_cos",), fmt),
+    ("lift", ("lift",), fmt),
+    ("KNN@5, shuffled action", ("action_sensitivity", "knn_at_5"), pct),
+    ("train - val KNN@5", ("train_gap", "difference", "knn_at_5"), pct),
+    ("warnings", ("warnings",), lambda v: str(len(v or []))),
+)
+
+
+def _get(result: dict, path: tuple):
+    value = result
+    for key in path:
+        if not isinstance(value, dict):
+            return None
+        value = value.get(key)
+    return value
+
+
+def _run_dir(path: Path) -> Path | None:
+    from wmkit.checkpoint import resolve_checkpoint
+
+    ckpt = resolve_checkpoint(path)
+    return ckpt.parent.parent if ckpt.parent.name == "checkpoints" else None
+
+
+def saved_audit(path: str | Path, *, gallery_size: int | None = None) -> dict | None:
+    """The run's saved audit if it is of the checkpoint ``path`` resolves to now (and of
+    ``gallery_size`` when given), else ``None``."""
+    from wmkit.checkpoint import resolve_checkpoint
+
+    path = Path(path)
+    ckpt = resolve_checkpoint(path)
+    run_dir = _run_dir(path)
+    if run_dir is None:
+        return None
+    saved = load_result(audit_path(run_dir))
+    if saved is None or Path(saved.get("checkpoint", "")).resolve() != ckpt.resolve():
+        return None
+    if gallery_size is not None and saved.get("gallery_size") != gallery_size:
+        return None
+    return saved
+
+
+def compare_results(paths: Sequence[str | Path], *, full_val: bool = True, val_size: int | None = None,
+                    data: str | None = None, rerun: bool = False, progress: bool = True) -> list[tuple[str, dict]]:
+    """``(name, audit result)`` per path: the saved audit when usable, else a fresh one.
+
+    A saved audit is reused when it is of the run's current checkpoint and, if ``val_size`` is given,
+    of that gallery size; with ``full_val`` (the default) a saved audit of a smaller gallery than
+    ``min(5000, validation rows)`` is not reused.
+    """
+    out = []
+    for p in paths:
+        p = Path(p)
+        saved = None if rerun else saved_audit(p, gallery_size=val_size)
+        if saved is not None and full_val and val_size is None:
+            want = min(FULL_VAL_SIZE, saved.get("val_rows_available") or FULL_VAL_SIZE)
+            if saved.get("gallery_size") != want:
+                saved = None
+        result = saved if saved is not None else run_audit(p, full_val=full_val, val_size=val_size, geometry=False,
+                                                           data=data, progress=progress)
+        out.append((p.name or str(p), result))
+    return out
+
+
+def comparison_table(named: Sequence[tuple[str, dict]]) -> Table:
+    """The side-by-side table of ``(name, result)`` pairs."""
+    table = Table(title="wmkit compare", title_justify="left", show_edge=False)
+    table.add_column("metric")
+    for name, _ in named:
+        table.add_column(name, justify="right")
+    for label, path, formatter in ROWS:
+        table.add_row(label, *[formatter(_get(r, path)) if _get(r, path) is not None or label == "warnings" else "-"
+                               for _, r in named])
+    sizes = {r.get("gallery_size") for _, r in named}
+    if len(sizes) > 1:
+        table.caption = (f"[bold yellow]gallery sizes differ ({', '.join(str(s) for s in sorted(sizes, key=str))}): "
+                         f"KNN numbers are not comparable; re-run with the same --val-size or --full-val[/]")
+    return table
+
+
+def compare_runs(paths: Sequence[str | Path], **kwargs) -> Table:
+    """Audit (or read the saved audits of) ``paths`` and return the comparison table.
+
+    Keyword arguments go to :func:`compare_results` (``full_val``, ``val_size``, ``data``, ``rerun``,
+    ``progress``).
+    """
+    return comparison_table(compare_results(paths, **kwargs))

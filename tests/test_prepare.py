@@ -311,3 +311,19 @@ def test_real_commits_val_file_with_limit(tmp_path):
     before, after = data.texts(i)
     assert tok.tokenize(before)[:128] == data.before[i][data.before[i] != tok.PAD].tolist()[:128]
     assert data.meta["vocab_version"] == "code-ast-1" and data.meta["domain"] == "code"
+
+
+class PyOnly(Words):
+    name = "pyonly"
+
+    def accepts_file(self, path):
+        return path.endswith(".py")
+
+
+def test_rows_of_other_file_types_are_dropped_and_counted(tmp_path):
+    rows = [row(i, words(4, i), words(9, 50 + i)) for i in range(6)]
+    for r in rows[:2]:
+        r["new_file"] = r["old_file"] = "kernel.cu"
+    data = prepare(PyOnly(), write(tmp_path / "r.jsonl", rows), max_len=16, progress=False, workers=1,
+                   cache_dir=tmp_path / "cache")
+    assert len(data) == 4 and data.meta["counts"]["dropped"]["other_file_type"] == 2

@@ -232,3 +232,19 @@ def test_git_errors_are_one_line(tmp_path, repo):
     git(empty, "init", "-q")
     with pytest.raises(DataError, match="HEAD"):
         open_rows(f"git:{empty}")
+
+
+def test_directory_source_ignores_plain_json_metadata(tmp_path):
+    import json as _json
+
+    from wmkit.sources import open_rows
+
+    folder = tmp_path / "data"
+    folder.mkdir()
+    (folder / "manifest.json").write_text(_json.dumps({"rows": 1}))
+    row = {"commit": "a" * 40, "old_file": "f.py", "new_file": "f.py", "old_contents": "x = 1\n",
+           "new_contents": "x = 2\n", "subject": "s", "message": "m", "lang": "Python", "license": "mit",
+           "repos": "o/r"}
+    (folder / "train.jsonl").write_text(_json.dumps(row) + "\n")
+    rows = list(open_rows(f"jsonl:{folder}"))
+    assert [r["commit"] for r in rows] == ["a" * 40]

@@ -59,7 +59,7 @@ from wmkit.errors import DataError, RecipeError
 from wmkit.sources import open_rows, source_fingerprint
 
 #: bump when the on-disk layout or the meaning of a prepared array changes
-FORMAT_VERSION = 3
+FORMAT_VERSION = 4
 WINDOWS = ("head", "edit")
 SPLIT_NAMES = {"train": 0, "val": 1, "valid": 1, "validation": 1, "test": 1, "dev": 1}
 CHUNK_ROWS = 32
@@ -616,7 +616,10 @@ def _build(domain, source: str, out: Path, *, max_len: int, window: str, max_cha
         for row in rows:
             old = row.get("old_contents") or ""
             new = row.get("new_contents") or ""
-            if not old.strip() and not new.strip():
+            path = str(row.get("new_file") or row.get("old_file") or "")
+            if path and not domain.accepts_file(path):
+                entries.append("other_file_type")  # e.g. CUDA rows handed to the code domain
+            elif not old.strip() and not new.strip():
                 entries.append("blank")
             elif len(old) > max_chars or len(new) > max_chars:
                 entries.append("too_long")

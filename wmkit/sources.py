@@ -140,11 +140,12 @@ def _local_files(target: str, kind: str, source: str) -> list[Path]:
                 raise DataError(f"data source {source!r}: {part!r} matches no files")
             files.extend(matched)
         elif path.is_dir():
+            # a directory's plain .json files are metadata (e.g. manifest.json), not rows
             found = sorted(p for p in path.iterdir() if p.is_file() and p.name.lower().endswith(
-                _JSON_SUFFIXES + _PARQUET_SUFFIXES))
+                _JSON_SUFFIXES + _PARQUET_SUFFIXES) and not p.name.lower().endswith(".json"))
             if not found:
-                raise DataError(f"data source {source!r}: directory {str(path)!r} holds no .jsonl[.gz|.zst], "
-                                f".json or .parquet files")
+                raise DataError(f"data source {source!r}: directory {str(path)!r} holds no .jsonl[.gz|.zst] "
+                                f"or .parquet files")
             files.extend(found)
         elif path.is_file():
             files.append(path)

@@ -12,7 +12,7 @@ import pytest
 
 FIXTURES = Path(__file__).parent / "fixtures" / "wmkit_toy"
 TINY = ["model.dim=32", "model.heads=2", "optim.batch_size=16", "eval.batch_size=16", "data.max_len=16",
-        "train.eval_every=3", "train.save_every=4"]
+        "train.eval_every=3", "train.save_every=4", "train.threads=1"]
 
 
 @pytest.fixture

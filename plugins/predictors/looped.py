@@ -1,0 +1,43 @@
+"""The looped-transformer latent predictor of CodeWM 2 (reference §3)."""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar, Mapping
+
+import torch
+from torch import nn
+
+from wmkit.components import Predictor
+from wmkit.layers import PreLNBlock
+from wmkit_predictors.plugin import LOOPED_TRANSFORMER_OPTIONS
+
+
+class LoopedTransformerPredictor(Predictor):
+    """ẑ = LN(token 0 of Blocks([z_state, a])) (reference §3).
+
+    The input is the 2-token sequence [state, action embedding] with no position or type
+    embedding. Block 1 is applied ``loops`` times, then block 2 ``loops`` times, and so on for
+    ``blocks`` distinct :class:`~wmkit.layers.PreLNBlock`. The output is LayerNorm of token 0;
+    with ``residual`` the prediction is ``state + output`` (the residual-predictor variant).
+    2 blocks of D=128 plus the output LayerNorm: 396,800 parameters.
+    """
+
+    options: ClassVar[dict] = LOOPED_TRANSFORMER_OPTIONS
+
+    def __init__(self, *, dim: int, heads: int, options: Mapping[str, Any]):
+        super().__init__(dim=dim, heads=heads, options=options)
+        opts = {key: field.default for key, field in LOOPED_TRANSFORMER_OPTIONS.items()}
+        opts.update(options)
+        self.loops = int(opts["loops"])
+        self.residual = bool(opts["residual"])
+        mlp_ratio, dropout = int(opts.get("mlp_ratio", 4)), float(opts.get("dropout", 0.1))
+        self.blocks = nn.ModuleList(PreLNBlock(dim, heads, mlp_ratio, dropout) for _ in range(int(opts["blocks"])))
+        self.norm = nn.LayerNorm(dim)
+
+    def forward(self, state: torch.Tensor, action: torch.Tensor) -> torch.Tensor:
+        x = torch.stack([state, action.to(state.dtype)], dim=1)
+        for block in self.blocks:
+            for _ in range(self.loops):
+                x = block(x)
+        out = self.norm(x[:, 0])
+        return state + out if self.residual else out

@@ -1,0 +1,20 @@
+"""Registration of the built-in predictors (import-light: no torch here)."""
+
+import wmkit
+from wmkit.schema import Field
+
+#: options of the ``looped_transformer`` predictor, merged into ``[model.predictor]``
+LOOPED_TRANSFORMER_OPTIONS = {
+    "blocks": Field(int, 2, "distinct pre-LN blocks, applied one after another", minimum=1),
+    "loops": Field(int, 6, "times each block is applied (shared weights)", minimum=1),
+    "residual": Field(bool, False, "predict z_t + output instead of the output (the residual-predictor "
+                      "negative result)"),
+}
+
+
+@wmkit.hookimpl
+def wmkit_register_predictors(register):
+    register("looped_transformer", "wmkit_predictors.looped:LoopedTransformerPredictor",
+             options=LOOPED_TRANSFORMER_OPTIONS,
+             description="[state, action] tokens through looped pre-LN blocks, LayerNorm of the state token "
+                         "(CodeWM 2)")

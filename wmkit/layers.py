@@ -1,0 +1,86 @@
+"""Core building blocks shared by the built-in encoder and predictor, and reusable by plugins.
+
+- :class:`PreLNBlock`: the pre-LayerNorm transformer block the reference loops (reference §3);
+- :func:`sinusoidal_positions`: the fixed sin/cos position table;
+- :class:`AttentionPool`: one learnable query attending over a sequence (the "attn" readout).
+
+Initialisation is PyTorch's default except for the learnable vectors the reference draws from
+N(0, 0.02²) (the CLS token and the pooling query).
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+
+#: standard deviation of the learnable CLS token and pooling query (reference §3)
+LEARNED_VECTOR_STD = 0.02
+
+
+class PreLNBlock(nn.Module):
+    """``x + MHA(LN x)`` then ``x + MLP(LN x)`` (reference §3).
+
+    MHA has ``heads`` heads and attention dropout ``dropout``; the MLP is
+    Linear(D, D·mlp_ratio) → GELU (erf form) → Dropout → Linear(D·mlp_ratio, D) → Dropout.
+    With D=128, 4 heads, mlp_ratio 4 it has 198,272 parameters.
+    """
+
+    def __init__(self, dim: int, heads: int, mlp_ratio: int = 4, dropout: float = 0.1):
+        super().__init__()
+        self.norm1 = nn.LayerNorm(dim)
+        self.attn = nn.MultiheadAttention(dim, heads, dropout=dropout, batch_first=True)
+        self.norm2 = nn.LayerNorm(dim)
+        hidden = dim * mlp_ratio
+        self.mlp = nn.Sequential(
+            nn.Linear(dim, hidden),
+            nn.GELU(),
+            nn.Dropout(dropout),
+            nn.Linear(hidden, dim),
+            nn.Dropout(dropout),
+        )
+
+    def forward(self, x: torch.Tensor, padding_mask: torch.Tensor | None = None) -> torch.Tensor:
+        """``x``: ``[B, S, D]``; ``padding_mask``: ``[B, S]`` bool, True where a key is ignored."""
+        h = self.norm1(x)
+        h, _ = self.attn(h, h, h, key_padding_mask=padding_mask, need_weights=False)
+        x = x + h
+        return x + self.mlp(self.norm2(x))
+
+
+def sinusoidal_positions(length: int, dim: int) -> torch.Tensor:
+    """The fixed ``[length, dim]`` table: even columns sin(p·ω_i), odd columns cos(p·ω_i).
+
+    ω_i = 10000^(−2i/dim) for column pair i (Vaswani et al.). Row 0 is the CLS position.
+    """
+    position = torch.arange(length, dtype=torch.float32).unsqueeze(1)
+    frequency = torch.exp(torch.arange(0, dim, 2, dtype=torch.float32) * (-math.log(10000.0) / dim))
+    table = torch.zeros(length, dim)
+    table[:, 0::2] = torch.sin(position * frequency)
+    table[:, 1::2] = torch.cos(position * frequency[: dim // 2])
+    return table
+
+
+class AttentionPool(nn.Module):
+    """One learnable query (N(0, 0.02²)) attends over all positions through a 1-head
+    ``nn.MultiheadAttention`` and returns the attended vector ``[B, D]`` (reference §3 "attn").
+
+    ``padding_mask`` (``[B, S]``, True = ignore) excludes positions; the caller must leave at
+    least one position unmasked per row (the CLS position in the built-in encoder).
+    """
+
+    def __init__(self, dim: int):
+        super().__init__()
+        self.query = nn.Parameter(torch.randn(1, 1, dim) * LEARNED_VECTOR_STD)
+        self.attn = nn.MultiheadAttention(dim, 1, batch_first=True)
+
+    def forward(self, x: torch.Tensor, padding_mask: torch.Tensor | None = None) -> torch.Tensor:
+        query = self.query.expand(x.shape[0], -1, -1)
+        out, _ = self.attn(query, x, x, key_padding_mask=padding_mask, need_weights=False)
+        return out.squeeze(1)
+
+
+def count_parameters(module: nn.Module) -> int:
+    """Number of parameter elements of ``module``."""
+    return sum(p.numel() for p in module.parameters())

@@ -314,3 +314,22 @@ def test_same_seed_same_weights_different_seed_different(wmkit_host):
     assert all(torch.equal(first[k], again[k]) for k in first)
     assert not torch.equal(first["encoder.cls"], other["encoder.cls"])
     assert not torch.equal(first["encoder.attn_pool.query"], other["encoder.attn_pool.query"])
+
+
+def test_self_attention_matches_torch_multihead_attention():
+    """The SDPA-based block attention computes what nn.MultiheadAttention computes with the same
+    weights, with and without a padding mask (eval mode: no dropout)."""
+    import torch
+    from torch import nn
+
+    from wmkit.layers import SelfAttention
+
+    torch.manual_seed(0)
+    ours, ref = SelfAttention(32, 4).eval(), nn.MultiheadAttention(32, 4, batch_first=True).eval()
+    ours.load_state_dict(ref.state_dict())
+    x = torch.randn(3, 7, 32)
+    mask = torch.zeros(3, 7, dtype=torch.bool)
+    mask[1, 4:] = True
+    for m in (None, mask):
+        expected, _ = ref(x, x, x, key_padding_mask=m, need_weights=False)
+        assert torch.allclose(ours(x, m), expected, atol=1e-5)

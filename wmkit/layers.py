@@ -13,10 +13,38 @@ from __future__ import annotations
 import math
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 #: standard deviation of the learnable CLS token and pooling query (reference §3)
 LEARNED_VECTOR_STD = 0.02
+
+
+class SelfAttention(nn.Module):
+    """Multi-head self-attention with ``nn.MultiheadAttention``'s parameters, names and initialisation
+    (``in_proj_weight`` [3D, D] Xavier-uniform, ``in_proj_bias`` zeros, ``out_proj`` Linear with zero
+    bias), computed through ``F.scaled_dot_product_attention``: about twice as fast on CPU for the
+    same result (see ``tests/test_model.py``)."""
+
+    def __init__(self, dim: int, heads: int, dropout: float = 0.0):
+        super().__init__()
+        if dim % heads:
+            raise ValueError(f"dim {dim} is not divisible by heads {heads}")
+        self.heads, self.dropout = heads, dropout
+        self.in_proj_weight = nn.Parameter(torch.empty(3 * dim, dim))
+        self.in_proj_bias = nn.Parameter(torch.zeros(3 * dim))
+        self.out_proj = nn.Linear(dim, dim)
+        nn.init.xavier_uniform_(self.in_proj_weight)
+        nn.init.zeros_(self.out_proj.bias)
+
+    def forward(self, x: torch.Tensor, padding_mask: torch.Tensor | None = None) -> torch.Tensor:
+        b, s, d = x.shape
+        qkv = F.linear(x, self.in_proj_weight, self.in_proj_bias).view(b, s, 3, self.heads, d // self.heads)
+        q, k, v = qkv.permute(2, 0, 3, 1, 4)
+        keep = None if padding_mask is None else (~padding_mask)[:, None, None, :]
+        out = F.scaled_dot_product_attention(q, k, v, attn_mask=keep,
+                                             dropout_p=self.dropout if self.training else 0.0)
+        return self.out_proj(out.transpose(1, 2).reshape(b, s, d))
 
 
 class PreLNBlock(nn.Module):
@@ -30,7 +58,7 @@ class PreLNBlock(nn.Module):
     def __init__(self, dim: int, heads: int, mlp_ratio: int = 4, dropout: float = 0.1):
         super().__init__()
         self.norm1 = nn.LayerNorm(dim)
-        self.attn = nn.MultiheadAttention(dim, heads, dropout=dropout, batch_first=True)
+        self.attn = SelfAttention(dim, heads, dropout=dropout)
         self.norm2 = nn.LayerNorm(dim)
         hidden = dim * mlp_ratio
         self.mlp = nn.Sequential(
@@ -44,8 +72,7 @@ class PreLNBlock(nn.Module):
     def forward(self, x: torch.Tensor, padding_mask: torch.Tensor | None = None) -> torch.Tensor:
         """``x``: ``[B, S, D]``; ``padding_mask``: ``[B, S]`` bool, True where a key is ignored."""
         h = self.norm1(x)
-        h, _ = self.attn(h, h, h, key_padding_mask=padding_mask, need_weights=False)
-        x = x + h
+        x = x + self.attn(h, padding_mask)
         return x + self.mlp(self.norm2(x))
 
 

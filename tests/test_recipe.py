@@ -110,3 +110,24 @@ def test_env_table_targets_exist_in_paper_recipe(wmkit_host):
 def test_dump_toml_nested():
     tree = {"a": {"x": 1, "b": {"y": [1, 2], "z": "s"}}, "c": {"t": True, "f": 0.5}}
     assert tomllib.loads(dump_toml(tree)) == tree
+
+
+def test_docs_list_every_core_key_and_environment_variable():
+    from pathlib import Path
+
+    from wmkit.recipe import CORE_SCHEMA
+    from wmkit.schema import Field
+
+    docs = (Path(__file__).parents[1] / "docs" / "recipes.md").read_text()
+
+    def keys(node, prefix=""):
+        for key, spec in node.items():
+            if isinstance(spec, Field):
+                yield f"{prefix}{key}"
+            else:
+                yield from keys(spec, f"{prefix}{key}.")
+
+    for key in keys(CORE_SCHEMA):
+        assert f"`{key}`" in docs, f"{key} missing from docs/recipes.md (regenerate with wmkit recipe keys --markdown)"
+    for var in ENV_VARS:
+        assert f"`{var}`" in docs, var

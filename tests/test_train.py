@@ -140,3 +140,34 @@ def test_resume_after_sigkill_reproduces_losses(tmp_path):
                              capture_output=True, text=True, timeout=600)
     assert resumed.returncode == 0, resumed.stderr
     assert losses(tmp_path / "killed") == losses(tmp_path / "straight")
+
+
+def test_nan_stops_the_run_and_keeps_the_last_good_checkpoint(toy_host, tmp_path, monkeypatch):
+    import torch
+
+    import wmkit.train as train_module
+    from wmkit.train import TrainingDiverged, train
+
+    real_build = train_module.build_world_model
+
+    def build_with_nan_at_step_6(*args, **kwargs):
+        model = real_build(*args, **kwargs)
+        forward, calls = model.forward, {"n": 0}
+
+        def poisoned(*a, **k):
+            calls["n"] += 1
+            out = forward(*a, **k)
+            if calls["n"] == 6:
+                out["loss"] = out["loss"] * torch.tensor(float("nan"))
+            return out
+
+        model.forward = poisoned
+        return model
+
+    monkeypatch.setattr(train_module, "build_world_model", build_with_nan_at_step_6)
+    with pytest.raises(TrainingDiverged, match="diverged at step 6"):
+        train(toy_recipe(toy_host, "train.steps=12"), out=tmp_path / "r", host=toy_host, live=False)
+    index = json.loads((tmp_path / "r" / "checkpoints" / "index.json").read_text())
+    assert index["latest"] == "step-4"  # saved at 4 (save_every), nothing after the NaN
+    rows = [json.loads(line) for line in (tmp_path / "r" / "metrics.jsonl").read_text().splitlines()]
+    assert rows[-1]["event"] == "warning" and rows[-1]["kind"] == "nan"

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import functools
 import json
 import sys
 from pathlib import Path
@@ -10,30 +9,13 @@ from pathlib import Path
 import click
 
 from wmkit import __version__
-from wmkit.errors import WmkitError
+from wmkit.errors import WmkitError, reports_errors
 
 
 def _console(stderr: bool = False):
     from rich.console import Console
 
     return Console(stderr=stderr)
-
-
-def reports_errors(fn):
-    """Turn :class:`WmkitError` into one line on stderr and its exit code; no traceback."""
-
-    @functools.wraps(fn)
-    def wrapper(*args, **kwargs):
-        try:
-            return fn(*args, **kwargs)
-        except WmkitError as exc:
-            click.echo(f"error: {exc}", err=True)
-            sys.exit(exc.exit_code)
-        except KeyboardInterrupt:
-            click.echo("interrupted", err=True)
-            sys.exit(130)
-
-    return wrapper
 
 
 def _host():

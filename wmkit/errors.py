@@ -4,6 +4,9 @@ Raise these (never a bare exception) for bad input: the message names the input 
 do about it.
 """
 
+import functools
+import sys
+
 
 class WmkitError(Exception):
     """Base class of errors reported to the user as one line, without a traceback."""
@@ -31,3 +34,21 @@ class PluginError(WmkitError):
 
 class RunError(WmkitError):
     """A run directory conflicts with the request (exists, or differs on resume)."""
+
+
+def reports_errors(fn):
+    """Decorator for CLI commands: a :class:`WmkitError` becomes one ``error: …`` line on stderr and
+    its exit code, Ctrl-C exits 130; no traceback either way."""
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except WmkitError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            sys.exit(exc.exit_code)
+        except KeyboardInterrupt:
+            print("interrupted", file=sys.stderr)
+            sys.exit(130)
+
+    return wrapper

@@ -51,7 +51,7 @@ import numpy as np
 
 from wmkit import __version__
 from wmkit.bench.baselines import ALWAYS_RUN, EditEmbedder, EditPairs, LatencyItem
-from wmkit.errors import CheckpointError, DataError, RecipeError, WmkitError
+from wmkit.errors import CheckpointError, DataError, RecipeError, WmkitError, reports_errors
 
 RESULT_FORMAT = "wmkit-retrieval/1"
 #: the four relevance criteria of reference §6, in table order
@@ -779,29 +779,21 @@ def add_retrieval_command(bench_group) -> None:
     @click.option("--seed", default=42, show_default=True, help="Sampling seed.")
     @click.option("--trust-remote-code", is_flag=True, help="Allow --baseline models that ship their own code.")
     @click.option("--json", "json_path", type=click.Path(path_type=Path), default=None, help="Also write JSON here.")
+    @reports_errors
     def bench_retrieval(checkpoint, queries, gallery, baselines, actions, embedding, latency_queries, full_length_reps,
                         latency_only, random_arch, data, seed, trust_remote_code, json_path):
         """Edit retrieval (MRR@10, R@1, R@5) and batch-1 CPU latency against foundation models."""
-        import sys
-
         from wmkit.bench.report import render_retrieval
 
-        try:
-            result = run_retrieval_bench(checkpoint, queries=queries, gallery=gallery, baselines=baselines,
-                                         actions=actions, embedding=embedding, latency_queries=latency_queries,
-                                         latency_only=latency_only, random_arch=random_arch, seed=seed,
-                                         progress=True, data=data, trust_remote_code=trust_remote_code,
-                                         full_length_reps=full_length_reps)
-            render_retrieval(result)
-            if json_path:
-                write_result(result, json_path)
-                click.echo(f"wrote {json_path}")
-        except WmkitError as exc:
-            click.echo(f"error: {exc}", err=True)
-            sys.exit(exc.exit_code)
-        except KeyboardInterrupt:
-            click.echo("interrupted", err=True)
-            sys.exit(130)
+        result = run_retrieval_bench(checkpoint, queries=queries, gallery=gallery, baselines=baselines,
+                                     actions=actions, embedding=embedding, latency_queries=latency_queries,
+                                     latency_only=latency_only, random_arch=random_arch, seed=seed,
+                                     progress=True, data=data, trust_remote_code=trust_remote_code,
+                                     full_length_reps=full_length_reps)
+        render_retrieval(result)
+        if json_path:
+            write_result(result, json_path)
+            click.echo(f"wrote {json_path}")
 
 
 def render_retrieval(result: dict, console=None) -> None:

@@ -322,9 +322,11 @@ def bench():
 @click.option("--config", "configs", multiple=True, metavar="BATCHxTOKENS",
               help="Configurations to time (default: 32x128 and 128x512).")
 @click.option("--steps", default=3, show_default=True, help="Timed steps per configuration (best is kept).")
+@click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE",
+              help="Recipe override, e.g. --set model.encoder.checkpoint_loops=true.")
 @click.option("--json", "json_path", type=click.Path(path_type=Path), default=None, help="Also write JSON here.")
 @reports_errors
-def bench_speed(recipe_name, configs, steps, json_path):
+def bench_speed(recipe_name, configs, steps, overrides, json_path):
     """Training sequences/s, FLOP/s as a fraction of a measured fp32 matmul ceiling, peak memory."""
     from rich.table import Table
 
@@ -336,8 +338,9 @@ def bench_speed(recipe_name, configs, steps, json_path):
             parsed = tuple(tuple(int(x) for x in c.lower().split("x")) for c in configs)
         except ValueError:
             raise click.BadParameter("expected BATCHxTOKENS, e.g. 32x128", param_hint="--config") from None
-    results = run(recipe_name, parsed, steps)
-    table = Table(title=f"training speed: {recipe_name} (fp32, CPU threads {results[0]['threads']})")
+    results = run(recipe_name, parsed, steps, list(overrides))
+    extra = f", {' '.join(overrides)}" if overrides else ""
+    table = Table(title=f"training speed: {recipe_name}{extra} (fp32, CPU threads {results[0]['threads']})")
     for col in ("batch x tokens", "sequences/s", "step s", "GFLOP/step", "GFLOP/s", "matmul ceiling GFLOP/s",
                 "fraction of ceiling", "peak RSS GB"):
         table.add_column(col, justify="right")

@@ -333,3 +333,25 @@ def test_self_attention_matches_torch_multihead_attention():
     for m in (None, mask):
         expected, _ = ref(x, x, x, key_padding_mask=m, need_weights=False)
         assert torch.allclose(ours(x, m), expected, atol=1e-5)
+
+
+def test_attention_dropout_option_reaches_the_block():
+    import torch
+
+    from wmkit.model import build_world_model
+    from wmkit.plugins import PluginHost
+    from wmkit.recipe import load_recipe
+
+    host = PluginHost()
+    for value, expected in ((0.0, 0.0), (0.2, 0.2), (-1.0, 0.1)):
+        recipe = load_recipe("loops3_auxpred_vicreg", host=host, environ={}, overrides=[
+            "model.dim=32", "model.heads=2", "data.max_len=16", f"model.encoder.attention_dropout={value}"])
+        model = build_world_model(recipe.values, vocab_size=50, pad_id=0, action_dim=15, resolve=host.resolve)
+        assert model.encoder.block.attn.dropout == expected
+        assert model.encoder.dropout.p == 0.1  # embedding/MLP dropout is model.dropout, unchanged
+    # with no attention dropout, the attention output is deterministic in train mode
+    attn = model.encoder.block.attn
+    attn.dropout = 0.0
+    attn.train()
+    x = torch.randn(2, 5, 32)
+    assert torch.equal(attn(x), attn(x))

@@ -50,15 +50,18 @@ class SelfAttention(nn.Module):
 class PreLNBlock(nn.Module):
     """``x + MHA(LN x)`` then ``x + MLP(LN x)`` (reference §3).
 
-    MHA has ``heads`` heads and attention dropout ``dropout``; the MLP is
+    MHA has ``heads`` heads and attention dropout ``attention_dropout`` (default: ``dropout``); the MLP is
     Linear(D, D·mlp_ratio) → GELU (erf form) → Dropout → Linear(D·mlp_ratio, D) → Dropout.
     With D=128, 4 heads, mlp_ratio 4 it has 198,272 parameters.
     """
 
-    def __init__(self, dim: int, heads: int, mlp_ratio: int = 4, dropout: float = 0.1):
+    def __init__(self, dim: int, heads: int, mlp_ratio: int = 4, dropout: float = 0.1,
+                 attention_dropout: float | None = None):
         super().__init__()
         self.norm1 = nn.LayerNorm(dim)
-        self.attn = SelfAttention(dim, heads, dropout=dropout)
+        # attention-weight dropout forces CPU attention onto its materialising path: at (128, 512)
+        # it costs ~3x time and ~3x memory (docs/recipes.md); None means "same as dropout"
+        self.attn = SelfAttention(dim, heads, dropout=dropout if attention_dropout is None else attention_dropout)
         self.norm2 = nn.LayerNorm(dim)
         hidden = dim * mlp_ratio
         self.mlp = nn.Sequential(

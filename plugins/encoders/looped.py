@@ -23,7 +23,8 @@ class LoopedTransformerEncoder(Encoder):
     embedding and ``loops[-1]`` is ``z``.
 
     Options (``[model.encoder]``): ``pool`` attn | cls | mean; ``mask_padding`` (default False,
-    as the reference, which attends PAD). With ``mask_padding`` PAD keys are ignored by the block's
+    as the reference, which attends PAD); ``attention_dropout`` (default −1: as ``dropout``, the reference; 0
+    makes CPU training at 512 tokens ~3x faster and ~3x leaner). With ``mask_padding`` PAD keys are ignored by the block's
     attention and by the attn/mean readout; the CLS position is never masked. The model-wide
     ``mlp_ratio`` and ``dropout`` arrive in ``options`` too (see :func:`wmkit.model.build_world_model`).
 
@@ -51,7 +52,8 @@ class LoopedTransformerEncoder(Encoder):
         self.cls = nn.Parameter(torch.randn(1, 1, dim) * LEARNED_VECTOR_STD)
         self.register_buffer("positions", sinusoidal_positions(max_len + 1, dim), persistent=False)
         self.dropout = nn.Dropout(dropout)
-        self.block = PreLNBlock(dim, heads, int(opts.get("mlp_ratio", 4)), dropout)
+        self.block = PreLNBlock(dim, heads, int(opts.get("mlp_ratio", 4)), dropout,
+                                attention_dropout=None if opts["attention_dropout"] < 0 else float(opts["attention_dropout"]))
         self.attn_pool = AttentionPool(dim) if self.pool == "attn" else None
         self.norm = nn.LayerNorm(dim)
 

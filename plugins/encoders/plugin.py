@@ -9,6 +9,10 @@ LOOPED_TRANSFORMER_OPTIONS = {
                   choices=("attn", "cls", "mean")),
     "mask_padding": Field(bool, False, "ignore PAD tokens in attention and pooling (the reference attends "
                           "them: defect D8)"),
+    "attention_dropout": Field(float, -1.0, "dropout on attention weights; -1 = model.dropout (the reference). "
+                               "0 lets CPU attention skip materialising the attention matrix: at batch 128 x "
+                               "512 tokens a step is ~3x faster and needs ~3x less memory",
+                               minimum=-1.0, maximum=1.0),
 }
 
 

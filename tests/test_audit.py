@@ -275,7 +275,7 @@ def test_training_warnings_and_knn_trend(monkeypatch, tmp_path):
     (run / "metrics.jsonl").write_text("\n".join(json.dumps(r) for r in rows) + "\n{\"step\": 401, \"lo")
     (run / "checkpoints" / "index.json").write_text(json.dumps({"latest": "step-400", "best": "step-200",
                                                                 "steps": [100, 200, 300, 400]}))
-    result, _, _ = audit(monkeypatch, tmp_path, "perfect", run_dir=run)
+    result, _, _ = audit(monkeypatch, tmp_path, "perfect", run_dir=run, info={"step": 400})
     kinds = [w["kind"] for w in result["warnings"]]
     assert "training:loss_explosion" in kinds and "knn_falling" in kinds and "metrics_log" in kinds
     trend = result["training_trend"]
@@ -551,3 +551,18 @@ def test_partial_encoding_matches_full_embed(toy_run):
         np.testing.assert_allclose(getattr(every, key), getattr(full, key), rtol=1e-4, atol=1e-5)
     for a, b in zip(every.loops_before, full.loops_before):
         np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5)
+
+
+def test_metrics_log_can_stop_at_the_audited_checkpoint(tmp_path):
+    from wmkit.audit import memorisation
+
+    rows = [{"step": s, "loss": 1.0 / s} for s in range(1, 7)]
+    rows += [{"event": "eval", "step": s, "knn_at_5": k, "gallery_size": 128} for s, k in ((2, 0.5), (4, 0.2), (6, 0.1))]
+    rows += [{"event": "warning", "step": 5, "kind": "memorisation", "message": "m"}]
+    path = tmp_path / "metrics.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    full = memorisation.read_metrics_log(path)
+    early = memorisation.read_metrics_log(path, up_to_step=3)
+    assert len(full["steps"]) == 6 and len(full["evals"]) == 3 and len(full["warnings"]) == 1
+    assert [r["step"] for r in early["steps"]] == [1, 2, 3]
+    assert [e["step"] for e in early["evals"]] == [2] and early["warnings"] == []

@@ -623,9 +623,11 @@ def audit_model(model, domain, prepared, *, full_val: bool = False, val_size: in
     dup_seconds = time.perf_counter() - t_dup
 
     if run_dir is not None:
-        log = memorisation.read_metrics_log(Path(run_dir) / "metrics.jsonl")
+        step = (header or {}).get("step")
+        log = memorisation.read_metrics_log(Path(run_dir) / "metrics.jsonl", up_to_step=step)
         warnings += memorisation.training_warnings(log)
-        result["training_trend"] = memorisation.knn_trend(log, read_index(Path(run_dir)).get("steps", []))
+        saved = [s for s in read_index(Path(run_dir)).get("steps", []) if step is None or s <= step]
+        result["training_trend"] = memorisation.knn_trend(log, saved)
         if log["bad_lines"]:
             warnings.append({"kind": "metrics_log", "severity": "info",
                              "message": f"{log['bad_lines']} unreadable line(s) in metrics.jsonl were skipped"})

@@ -225,11 +225,12 @@ def near_duplicates(val_before, val_after, train_before, train_after, pad_id: in
 # ----------------------------------------------------------------------------------------------
 # the run's own log
 # ----------------------------------------------------------------------------------------------
-def read_metrics_log(path: str | Path) -> dict:
+def read_metrics_log(path: str | Path, up_to_step: int | None = None) -> dict:
     """``{"steps": [...], "evals": [...], "warnings": [...], "bad_lines": n}`` from ``metrics.jsonl``.
 
     Missing file -> empty lists. A line that is not JSON (a run killed mid-write) is counted and
-    skipped.
+    skipped. ``up_to_step`` keeps only rows up to that step: auditing an early checkpoint of a run
+    must not see what the run did after it.
     """
     out = {"steps": [], "evals": [], "warnings": [], "bad_lines": 0}
     path = Path(path)
@@ -245,6 +246,8 @@ def read_metrics_log(path: str | Path) -> dict:
             continue
         if not isinstance(row, dict):
             out["bad_lines"] += 1
+            continue
+        if up_to_step is not None and isinstance(row.get("step"), (int, float)) and row["step"] > up_to_step:
             continue
         event = row.get("event")
         if event == "eval":

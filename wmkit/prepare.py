@@ -162,7 +162,7 @@ def hash_split(key: str, val_percent: int, salt: str = "split:") -> int:
 
 
 #: salt of the hold-out drawn from a source whose split column is all "train": such data was often
-#: split with the plain "split:" rule already (../shared/data does), so that rule would find no row
+#: split with the plain "split:" rule already (our mined commit sets are), so that rule would find no row
 HOLDOUT_SALT = "holdout:"
 
 

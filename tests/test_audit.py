@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import dataclass
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -26,22 +25,11 @@ from wmkit import metrics
 from wmkit.audit import core, geometry, memorisation, verdict
 from wmkit.audit import render_report, run_audit, write_html
 from wmkit.errors import CheckpointError, DataError
+from wmkit.model import Embeddings
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 N_ROWS, N_VAL, DIM, ADIM, LEN, LOOPS = 400, 150, 16, 4, 12, 3
-
-
-@dataclass
-class FakeEmbeddings:
-    online_before: torch.Tensor
-    online_after: torch.Tensor
-    target_before: torch.Tensor
-    target_after: torch.Tensor
-    pred: torch.Tensor
-    action_embedding: torch.Tensor
-    online_loops_before: list | None
-    online_loops_after: list | None
 
 
 class FakeModel(torch.nn.Module):
@@ -88,7 +76,9 @@ class FakeModel(torch.nn.Module):
             pred = torch.where(self.train_rows[r][:, None], pred, self.noise[r] * 3)
         lb = [zb * s for s in self.loop_scale] if loops else None
         la = [za * s + 0.01 * i for i, s in enumerate(self.loop_scale)] if loops else None
-        return FakeEmbeddings(zb, za, zb, za, pred, actions @ self.w, lb, la)
+        return Embeddings(online_before=zb, online_after=za, target_before=zb, target_after=za, pred=pred,
+                          action_embedding=actions @ self.w, predictor_input=zb, online_loops_before=lb,
+                          online_loops_after=la)
 
 
 def make_data(seed=0, n=N_ROWS, n_val=N_VAL):

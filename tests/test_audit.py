@@ -556,3 +556,11 @@ def test_metrics_log_can_stop_at_the_audited_checkpoint(tmp_path):
     assert len(full["steps"]) == 6 and len(full["evals"]) == 3 and len(full["warnings"]) == 1
     assert [r["step"] for r in early["steps"]] == [1, 2, 3]
     assert [e["step"] for e in early["evals"]] == [2] and early["warnings"] == []
+
+
+def test_verdict_memorising_when_probe_knn_falls_while_loss_falls():
+    base = {"knn_at_5": 0.6, "random_knn_at_5": 0.1, "gallery_size": 100}
+    assert verdict.judge(base)["verdict"] == verdict.HEALTHY
+    falling = dict(base, training_trend={"falling_while_loss_falls": True, "peak_knn_at_5": 0.9, "peak_step": 100})
+    out = verdict.judge(falling)
+    assert out["verdict"] == "memorising" and "step 100" in out["reasons"][0]

@@ -110,6 +110,11 @@ def judge(result: dict) -> dict:
         fired["memorising"] = (f"train KNN@5 {gap['train']['knn_at_5']:.4f} vs validation "
                                f"{gap['val']['knn_at_5']:.4f} (N={gap.get('sample_size')} each)")
 
+    trend = result.get("training_trend") or {}
+    if trend.get("falling_while_loss_falls") and "memorising" not in fired:
+        fired["memorising"] = (f"probe KNN@5 fell from {trend.get('peak_knn_at_5', float('nan')):.4f} "
+                               f"(step {trend.get('peak_step')}) while the training loss kept falling")
+
     verdicts = [v for v in VERDICT_ORDER if v in fired]
     return {"verdict": verdicts[0] if verdicts else HEALTHY, "verdicts": verdicts or [HEALTHY],
             "reasons": [f"{v}: {fired[v]}" for v in verdicts] or

@@ -515,7 +515,7 @@ def test_partial_encoding_matches_full_embed(toy_run):
 
     run, host = toy_run
     lc = load_checkpoint(run, host=host)
-    _, data = load_data(core._RecipeView(lc.recipe), host=host, progress=False)
+    _, data = load_data(lc.recipe, host=host, progress=False)
     rows = np.asarray(data.val_indices())[:20]
 
     class EmbedOnly:  # hides encode(): forces the model.embed path

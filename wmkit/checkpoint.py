@@ -226,6 +226,13 @@ def _load_tensors(path: Path) -> tuple[dict, dict]:
         raise CheckpointError(f"{path}: truncated or corrupted ({type(exc).__name__}: {exc})") from None
 
 
+def load_weights(ckpt: Path) -> dict:
+    """The model tensors of a checkpoint directory, after checking every file's sha256."""
+    read_checkpoint_meta(ckpt)
+    tensors, _ = _load_tensors(Path(ckpt) / MODEL_FILE)
+    return tensors
+
+
 @dataclass
 class LoadedCheckpoint:
     """A model rebuilt from a checkpoint directory, with everything recorded beside it."""

@@ -23,8 +23,8 @@ import numpy as np
 import torch
 
 from wmkit import __version__
-from wmkit.checkpoint import (load_trainer_state, read_checkpoint_meta, read_index, resolve_checkpoint,
-                              save_checkpoint, update_index, write_json_atomic, _load_tensors, MODEL_FILE)
+from wmkit.checkpoint import (load_trainer_state, load_weights, read_index, resolve_checkpoint, save_checkpoint,
+                              update_index, write_json_atomic)
 from wmkit.errors import RunError, WmkitError
 from wmkit.evaluation import probe_validation
 from wmkit.model import build_world_model
@@ -208,9 +208,7 @@ def train(recipe, *, out: Path | None = None, resume: bool = False, force: bool 
 
     start_step, best_metric, best_loss, warned = 0, -math.inf, math.inf, set()
     if resume_from is not None:
-        weights, _ = _load_tensors(resume_from / MODEL_FILE)
-        read_checkpoint_meta(resume_from)
-        model.load_state_dict(weights)
+        model.load_state_dict(load_weights(resume_from))
         opt_state, rng, trainer = load_trainer_state(resume_from)
         optimizer.load_state_dict(opt_state)
         _restore_rng(rng, trainer, sampler)

@@ -487,13 +487,6 @@ def load_result(path: str | Path) -> dict | None:
 # ----------------------------------------------------------------------------------------------
 # the audit
 # ----------------------------------------------------------------------------------------------
-class _RecipeView:
-    """A resolved recipe dict seen as the ``.values`` object that :mod:`wmkit.runtime` reads."""
-
-    def __init__(self, values: dict):
-        self.values = values
-
-
 def _check_data(lc, domain, prepared) -> None:
     from wmkit.checkpoint import check_vocab
 
@@ -524,7 +517,7 @@ def run_audit(checkpoint_path: str | Path, *, full_val: bool = False, val_size: 
     t_start = time.perf_counter()
     ckpt_dir = resolve_checkpoint(checkpoint_path)
     lc = load_checkpoint(ckpt_dir, host=host)
-    recipe = _RecipeView(lc.recipe)
+    recipe = lc.recipe
     domain, prepared = load_data(recipe, source=data, host=host, progress=progress)
     _check_data(lc, domain, prepared)
     header = {"checkpoint": str(lc.path), "checkpoint_name": lc.path.name, "step": lc.info.get("step"),

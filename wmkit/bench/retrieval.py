@@ -44,7 +44,6 @@ import statistics
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Any, Iterable, Mapping, Sequence
 
 import numpy as np
@@ -613,8 +612,7 @@ def _load_data(lc, data: str | None, host, progress: bool) -> _Loaded:
     from wmkit.checkpoint import check_vocab
     from wmkit.runtime import load_data, resolve_source
 
-    # wmkit.runtime reads ``recipe.values`` when present, and a plain dict has a ``values`` method
-    recipe = SimpleNamespace(values=lc.recipe)
+    recipe = lc.recipe
     recorded = (_recorded_data(lc.run_dir) or {}).get("source")
     domain, prepared = load_data(recipe, source=data or recorded, host=host, progress=progress)
     check_vocab(lc.info, domain)

@@ -14,6 +14,7 @@ from wmkit.errors import DataError, RecipeError
 from wmkit.model import WorldModel, build_world_model
 from wmkit.recipe import CORE_SCHEMA, set_dotted
 from wmkit.schema import validate
+from wmkit_action_encoders.plugin import EDIT_TOKENS_OPTIONS, MLP_OPTIONS
 from wmkit_aux_losses.plugin import NTXENT_OPTIONS
 from wmkit_encoders.plugin import LOOPED_TRANSFORMER_OPTIONS as ENCODER_OPTIONS
 from wmkit_predictors.plugin import LOOPED_TRANSFORMER_OPTIONS as PREDICTOR_OPTIONS
@@ -36,6 +37,7 @@ def recipe(**dotted) -> dict:
     schema = copy.deepcopy(CORE_SCHEMA)
     schema["model"]["encoder"].update(ENCODER_OPTIONS)
     schema["model"]["predictor"].update(PREDICTOR_OPTIONS)
+    schema["model"]["action"].update({**MLP_OPTIONS, **EDIT_TOKENS_OPTIONS})
     schema["regularizer"].update({**VICREG_OPTIONS, **SIGREG_OPTIONS})
     schema["loss"]["aux"].update(NTXENT_OPTIONS)
     raw: dict = {}
@@ -48,7 +50,7 @@ def tiny(**dotted) -> dict:
     """dim 16, 2 heads, max_len 16, no dropout, 2 predictor blocks x 2 loops, paper losses."""
     base = dict(model__dim=16, model__heads=2, model__dropout=0.0, data__max_len=16,
                 model__action__hidden=16, model__projector__hidden=32, model__predictor__loops=2,
-                loss__aux__type="pred", loss__aux__loops=[1, 2], regularizer__name="vicreg")
+                loss__aux__name="pred", loss__aux__loops=[1, 2], regularizer__name="vicreg")
     return recipe(**{**base, **dotted})
 
 
@@ -137,13 +139,13 @@ def encoder_gradient(model, values_batch) -> float | None:
 
 def test_main_prediction_path_sends_no_gradient_into_the_encoder(wmkit_host):
     data = batch()
-    cut = build(tiny(loss__aux__type="none", regularizer__name="none", loss__cov__weight=0.0), wmkit_host)
+    cut = build(tiny(loss__aux__name="none", regularizer__name="none", loss__cov__weight=0.0), wmkit_host)
     assert encoder_gradient(cut, data) is None
     assert any(p.grad is not None for p in cut.predictor.parameters())
     assert any(p.grad is not None for p in cut.action_encoder.parameters())
     for values in (tiny(regularizer__name="none", loss__cov__weight=0.0),  # aux pred only
-                   tiny(loss__aux__type="none", regularizer__name="none"),  # cov only
-                   tiny(loss__aux__type="none", loss__cov__weight=0.0)):  # regularizer only
+                   tiny(loss__aux__name="none", regularizer__name="none"),  # cov only
+                   tiny(loss__aux__name="none", loss__cov__weight=0.0)):  # regularizer only
         assert encoder_gradient(build(values, wmkit_host), data) > 0
 
 

@@ -184,9 +184,14 @@ def test_truncation_identical_count_and_edit_window(tmp_path):
     early[2] = "xyz12"
     rows = [row(0, " ".join(base), " ".join(late)), row(1, " ".join(base), " ".join(early))]
     source = write(tmp_path / "r.jsonl", rows)
-    head = run(tmp_path, source, min_changed_tokens=0)
-    assert head.meta["truncation"] == {"identical_after_truncation": 1, "rate": 0.5}
+    head = run(tmp_path, source, min_changed_tokens=0, keep_unchanged=True)
+    assert head.meta["truncation"] == {"identical_after_truncation": 1, "dropped": 0, "in_arrays": 1, "rate": 0.5}
     assert np.array_equal(head.before[0], head.after[0]) and not np.array_equal(head.before[1], head.after[1])
+    # by default the pair the cut made identical is dropped, and the report says so
+    dropped = run(tmp_path, source, min_changed_tokens=0)
+    assert dropped.meta["truncation"] == {"identical_after_truncation": 1, "dropped": 1, "in_arrays": 0, "rate": 0.5}
+    assert dropped.meta["counts"]["dropped"] == {"no_token_change": 1} and len(dropped.before) == 1
+    assert not np.array_equal(dropped.before[0], dropped.after[0])
     edit = run(tmp_path, source, min_changed_tokens=0, window="edit")
     assert edit.meta["truncation"]["identical_after_truncation"] == 0
     dom = Words()
@@ -327,3 +332,18 @@ def test_rows_of_other_file_types_are_dropped_and_counted(tmp_path):
     data = prepare(PyOnly(), write(tmp_path / "r.jsonl", rows), max_len=16, progress=False, workers=1,
                    cache_dir=tmp_path / "cache")
     assert len(data) == 4 and data.meta["counts"]["dropped"]["other_file_type"] == 2
+
+
+def test_pairs_with_no_token_change_are_dropped_and_counted(tmp_path):
+    same = "a b c d e f"
+    rows = [row(0, same, same + " "),  # whitespace only: identical tokens
+            row(1, same, "a b x y z f"), row(2, same, "a q c r e s")]
+    source = write(tmp_path / "r.jsonl", rows)
+    default = run(tmp_path, source, min_changed_tokens=0)
+    assert default.meta["counts"]["dropped"].get("no_token_change") == 1
+    assert default.meta["counts"]["kept"] == 2
+    assert all(not np.array_equal(b, a) for b, a in zip(default.before, default.after))
+    kept = run(tmp_path, source, min_changed_tokens=0, keep_unchanged=True)
+    assert kept.meta["counts"]["kept"] == 3 and "no_token_change" not in kept.meta["counts"]["dropped"]
+    assert kept.meta["truncation"]["in_arrays"] == 1  # identical, though not because of the cut
+    assert kept.meta["cache_key"] != default.meta["cache_key"]

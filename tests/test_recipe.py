@@ -18,7 +18,7 @@ PAPER = "loops3_auxpred_vicreg"
 def test_paper_recipe_has_table_11_values(wmkit_host):
     r = load_recipe(PAPER, host=wmkit_host, environ={})
     assert r.get("model.encoder.loops") == 3
-    assert r.get("loss.aux.type") == "pred"
+    assert r.get("loss.aux.name") == "pred"
     assert r.get("loss.aux.loops") == [1, 2]
     assert r.get("loss.aux.weight") == 0.3
     assert r.get("regularizer.name") == "vicreg"
@@ -34,7 +34,7 @@ def test_set_override_is_typed_and_wins_over_environment(wmkit_host):
     r = load_recipe(PAPER, host=wmkit_host, environ=env)
     assert r.get("model.encoder.loops") == 5
     assert r.get("loss.aux.loops") == [1]
-    assert r.get("loss.aux.type") == "ntxent"
+    assert r.get("loss.aux.name") == "ntxent"
     r = load_recipe(PAPER, overrides=["model.encoder.loops=4"], host=wmkit_host, environ=env)
     assert r.get("model.encoder.loops") == 4
 

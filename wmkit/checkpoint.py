@@ -15,6 +15,8 @@ A checkpoint directory ``checkpoints/step-N/`` holds:
 
 from __future__ import annotations
 
+import copy
+
 import hashlib
 import json
 import os
@@ -247,6 +249,7 @@ class LoadedCheckpoint:
 def load_checkpoint(path: str | Path, *, host=None, which: str = "best", device: str = "cpu") -> LoadedCheckpoint:
     """Rebuild the world model from a run or checkpoint directory, in eval mode."""
     from wmkit.model import build_world_model
+    from wmkit.recipe import migrate_deprecated
 
     if host is None:
         from wmkit.plugins import get_host
@@ -258,7 +261,8 @@ def load_checkpoint(path: str | Path, *, host=None, which: str = "best", device:
         raise CheckpointError(f"{ckpt}: checkpoint format {meta.get('format_version')!r} is not supported "
                               f"by wmkit {__version__} (format {FORMAT_VERSION})")
     weights, _ = _load_tensors(ckpt / MODEL_FILE)
-    recipe = meta["recipe"]
+    recipe = copy.deepcopy(meta["recipe"])
+    migrate_deprecated(recipe)  # recipes of older checkpoints use renamed keys
     model = build_world_model(recipe, vocab_size=meta["vocab_size"], pad_id=meta["pad_id"],
                               action_dim=meta["action_dim"], resolve=host.resolve)
     try:

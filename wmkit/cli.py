@@ -239,12 +239,13 @@ def train(recipe_name, overrides, domain, data_source, out, resume, force, early
 
 def _recipe_of_run(run_dir: Path):
     from wmkit.errors import RunError
-    from wmkit.recipe import Recipe
+    from wmkit.recipe import Recipe, migrate_deprecated
 
     config = Path(run_dir) / "config.json"
     if not config.exists():
         raise RunError(f"--resume {run_dir}: no run there (missing config.json)")
     body = json.loads(config.read_text())
+    migrate_deprecated(body["recipe"])
     return Recipe(values=body["recipe"], origin=str(config), overrides=body.get("overrides", []),
                   env=body.get("environment", {}))
 

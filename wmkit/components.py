@@ -1,4 +1,4 @@
-"""The model component interfaces: encoder, predictor, regularizer, auxiliary loss.
+"""The model component interfaces: encoder, action encoder, predictor, regularizer, auxiliary loss.
 
 Plugins subclass these and register them (see :mod:`wmkit.hookspecs`). The world model in
 :mod:`wmkit.model` composes them; the training loop in :mod:`wmkit.train` never names a concrete
@@ -42,6 +42,52 @@ class Encoder(nn.Module):
         self.dim = dim
 
     def forward(self, tokens: torch.Tensor) -> EncoderOutput:  # pragma: no cover - interface
+        raise NotImplementedError
+
+
+@dataclass
+class ActionInputs:
+    """What an action encoder may read about a batch of edits (all rows aligned).
+
+    ``vector`` is the domain's action vector ``[B, A]`` (the paper's hand-made edit summary).
+    ``before`` / ``after`` are the token ids ``[B, L]`` of both states, for encoders that read the
+    edit itself (``edit_tokens`` in :attr:`wmkit.domain.Domain.action_inputs`); ``None`` when the
+    caller has only vectors.
+    """
+
+    vector: torch.Tensor
+    before: torch.Tensor | None = None
+    after: torch.Tensor | None = None
+
+    def take(self, index: torch.Tensor) -> "ActionInputs":
+        """The inputs of rows ``index`` (e.g. another sample's action, for the action test)."""
+        pick = (lambda t: None if t is None else t[index])
+        return ActionInputs(vector=self.vector[index], before=pick(self.before), after=pick(self.after))
+
+    def to(self, device) -> "ActionInputs":
+        move = (lambda t: None if t is None else t.to(device))
+        return ActionInputs(vector=self.vector.to(device), before=move(self.before), after=move(self.after))
+
+
+class ActionEncoder(nn.Module):
+    """Maps :class:`ActionInputs` to an action embedding ``[B, D]`` for the predictor.
+
+    Constructed as ``cls(action_dim=, vocab_size=, pad_id=, dim=, heads=, options=)`` with the
+    resolved ``[model.action]`` table. ``inputs`` names the action inputs it reads; a recipe that
+    picks it for a domain that does not offer them (:attr:`wmkit.domain.Domain.action_inputs`) is
+    refused before anything is built.
+    """
+
+    options: ClassVar[dict] = {}
+    #: action inputs read (``vector``: the action vector; ``edit_tokens``: the states' token ids)
+    inputs: ClassVar[tuple[str, ...]] = ("vector",)
+
+    def __init__(self, *, action_dim: int, vocab_size: int, pad_id: int, dim: int, heads: int,
+                 options: Mapping[str, Any]):
+        super().__init__()
+        self.dim = dim
+
+    def forward(self, inputs: ActionInputs) -> torch.Tensor:  # pragma: no cover - interface
         raise NotImplementedError
 
 

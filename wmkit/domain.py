@@ -68,6 +68,10 @@ class Domain(ABC):
     #: label name -> class names, e.g. {"edit_type": ["ADD", "DELETE", "MODIFY"]}. A row without a
     #: label stores -1.
     label_names: ClassVar[dict[str, list[str]]] = {}
+    #: the action inputs this domain offers to action encoders: ``vector`` (its action vector) and,
+    #: for domains whose states are token sequences in which an edit shows as changed tokens,
+    #: ``edit_tokens`` (the tokens the edit removed and added, read from the two states)
+    action_inputs: ClassVar[tuple[str, ...]] = ("vector",)
 
     def __init__(self, options: Mapping[str, Any] | None = None):
         self.settings = dict(options or {})

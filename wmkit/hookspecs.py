@@ -1,4 +1,5 @@
-"""Hook specifications. Every hook receives a ``register`` callback, as in llm.
+"""Hook specifications, one per row of :data:`wmkit.kinds.KINDS`. Every hook receives a
+``register`` callback, as in llm.
 
 A plugin implements any of these with ``@wmkit.hookimpl`` and calls ``register`` once per named
 implementation::
@@ -17,34 +18,29 @@ implementation::
 - ``description``: one line for ``wmkit plugins``.
 - ``info``: extra facts for the host. Domains may pass ``default_source`` and ``default_recipe``.
 
+The hooks (generated from the kinds table): ``wmkit_register_domains``,
+``wmkit_register_encoders``, ``wmkit_register_action_encoders``, ``wmkit_register_predictors``,
+``wmkit_register_regularizers``, ``wmkit_register_aux_losses``.
+
 Only :class:`wmkit.plugins.PluginHost` calls these hooks.
 """
 
 import pluggy
 
+from wmkit.kinds import KINDS
+
 hookspec = pluggy.HookspecMarker("wmkit")
 
 
-@hookspec
-def wmkit_register_domains(register):
-    """Register domains (subclasses of :class:`wmkit.domain.Domain`)."""
+def _spec(kind):
+    def spec(register):
+        pass
+
+    spec.__name__ = spec.__qualname__ = kind.hook
+    spec.__doc__ = f"Register {kind.label} components ({kind.summary}); subclasses of {kind.base}."
+    return hookspec(spec)
 
 
-@hookspec
-def wmkit_register_encoders(register):
-    """Register state encoders (subclasses of :class:`wmkit.components.Encoder`)."""
-
-
-@hookspec
-def wmkit_register_predictors(register):
-    """Register latent predictors (subclasses of :class:`wmkit.components.Predictor`)."""
-
-
-@hookspec
-def wmkit_register_regularizers(register):
-    """Register embedding regularizers (subclasses of :class:`wmkit.components.Regularizer`)."""
-
-
-@hookspec
-def wmkit_register_aux_losses(register):
-    """Register auxiliary losses (subclasses of :class:`wmkit.components.AuxLoss`)."""
+for _kind in KINDS:
+    globals()[_kind.hook] = _spec(_kind)
+del _kind

@@ -14,8 +14,8 @@ from typing import Any, Callable, Mapping
 import torch
 from torch import nn
 
-from wmkit import objective
-from wmkit.components import AuxInputs, EncoderOutput
+from wmkit import kinds, objective
+from wmkit.components import ActionInputs, AuxInputs, EncoderOutput
 from wmkit.errors import RecipeError, WmkitError
 from wmkit.layers import count_parameters
 
@@ -23,6 +23,9 @@ PRED_FORMS = ("projector_mse", "cosine", "delta_mse", "delta_cosine")
 #: prediction-loss forms that predict the displacement target(after) − target(before)
 DELTA_FORMS = ("delta_mse", "delta_cosine")
 APPLY_TO = ("encoder", "predictor", "both")
+#: what a prediction starts from: nothing (ẑ = P(z, a), the reference) or the copy baseline in the
+#: target's space (ẑ = target(before) + g·P(z, a), with a learned gain g that starts at 0)
+PREDICTION_STARTS = ("none", "target_before")
 
 
 @dataclass(frozen=True)
@@ -40,6 +43,7 @@ class ObjectiveSettings:
     reg_apply_to: str
     input_loop: int
     ema_decay: float
+    start: str = "none"
 
 
 @dataclass
@@ -60,11 +64,6 @@ class Embeddings:
     predictor_input: torch.Tensor
     online_loops_before: list[torch.Tensor] | None = None
     online_loops_after: list[torch.Tensor] | None = None
-
-
-def action_mlp(action_dim: int, hidden: int, dim: int) -> nn.Sequential:
-    """The action encoder h: Linear(A, hidden) → GELU → Linear(hidden, D) (reference §3)."""
-    return nn.Sequential(nn.Linear(action_dim, hidden), nn.GELU(), nn.Linear(hidden, dim))
 
 
 def projector(dim: int, hidden: int) -> nn.Sequential:
@@ -102,7 +101,8 @@ class WorldModel(nn.Module):
     - ``target``: a deep copy of the encoder with no gradients, moved by :meth:`update_target`
       and kept in eval mode even under ``model.train()`` (the reference computed its targets
       with dropout on: defect D7);
-    - ``action_encoder``: :func:`action_mlp`; ``predictor``: the predictor component;
+    - ``action_encoder``: the action-encoder component (the paper's MLP over the action vector by
+      default); ``predictor``: the predictor component;
     - ``pred_projector`` / ``target_projector``: only when ``model.projector.enabled``, used only
       by the ``projector_mse`` prediction loss (both trainable, as in the reference);
     - ``regularizer`` and ``aux_loss``: the loss components the recipe names.
@@ -128,6 +128,8 @@ class WorldModel(nn.Module):
             self.target_projector = None
         self.regularizer = regularizer
         self.aux_loss = aux_loss
+        # ẑ = target(before) + g·P(z, a): g = 0 at the start makes the first prediction the copy baseline
+        self.residual_gain = nn.Parameter(torch.zeros(())) if settings.start == "target_before" else None
 
     # -- modes and the target ----------------------------------------------------------------------
     def train(self, mode: bool = True) -> "WorldModel":
@@ -161,7 +163,12 @@ class WorldModel(nn.Module):
         second = EncoderOutput(z=both.z[n:], loops=[z[n:] for z in both.loops])
         return first, second
 
-    def _predictor_state(self, encoded_before: EncoderOutput) -> torch.Tensor:
+    @property
+    def starts_from_target(self) -> bool:
+        """Whether predictions are target(before) plus a learned change (``model.predictor.start``)."""
+        return self.residual_gain is not None
+
+    def predictor_input(self, encoded_before: EncoderOutput) -> torch.Tensor:
         """The readout the predictor reads: final (input_loop 0) or loop k's."""
         k = self.settings.input_loop
         if k == 0:
@@ -175,9 +182,25 @@ class WorldModel(nn.Module):
         """The online (or, with ``target=True``, the EMA target) encoder's output for ``tokens``."""
         return (self.target if target else self.encoder)(tokens)
 
-    def predict_with(self, z_state: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
-        """ẑ = P(z_state, h(actions)) for given states and (possibly shuffled) raw actions."""
-        return self.predictor(z_state, self.action_encoder(actions.float()))
+    def predict_with(self, z_state: torch.Tensor, actions: "ActionInputs | torch.Tensor", *,
+                     base: torch.Tensor | None = None) -> torch.Tensor:
+        """ẑ for given predictor inputs and (possibly another sample's) actions.
+
+        ``actions`` is :class:`~wmkit.components.ActionInputs` or a bare action-vector tensor.
+        ``base`` is target(before) of the same rows, required when predictions start from it.
+        """
+        inputs = actions if isinstance(actions, ActionInputs) else ActionInputs(vector=actions)
+        return self._predict(z_state, self.action_encoder(inputs), base)
+
+    def _predict(self, z_state: torch.Tensor, action_embedding: torch.Tensor,
+                 base: torch.Tensor | None) -> torch.Tensor:
+        out = self.predictor(z_state, action_embedding)
+        if self.residual_gain is None:
+            return out
+        if base is None:
+            raise WmkitError("this model predicts target(before) + a change (model.predictor.start = "
+                             "'target_before'): pass base=target(before)")
+        return base.to(out.dtype) + self.residual_gain.to(out.dtype) * out
 
     # -- training objective ------------------------------------------------------------------------
     def forward(self, before: torch.Tensor, after: torch.Tensor, actions: torch.Tensor) -> dict[str, torch.Tensor]:
@@ -204,19 +227,20 @@ class WorldModel(nn.Module):
         """
         s = self.settings
         encoded_before, encoded_after = self._encode_pair(self.encoder, before, after)
-        delta_form = s.pred_form in DELTA_FORMS
+        # displacements are measured from target(before) for the delta forms and target-space starts
+        from_target = s.pred_form in DELTA_FORMS or self.starts_from_target
         with torch.no_grad():
-            if delta_form:
+            if from_target:
                 target_before, target_after = (e.z.float() for e in self._encode_pair(self.target, before, after))
             else:
-                target_after = self.target(after).z.float()
-        action_embedding = self.action_encoder(actions.float())
-        z_t = self._predictor_state(encoded_before).detach()
-        pred = self.predictor(z_t, action_embedding).float()
+                target_before, target_after = None, self.target(after).z.float()
+        action_embedding = self.action_encoder(ActionInputs(vector=actions.float(), before=before, after=after))
+        z_t = self.predictor_input(encoded_before).detach()
+        pred = self._predict(z_t, action_embedding, target_before).float()
         z_t = z_t.float()
 
-        pred_delta = pred - z_t
-        target_delta = target_after - (target_before if delta_form else z_t)
+        pred_delta = pred - (target_before if self.starts_from_target else z_t)
+        target_delta = target_after - (target_before if from_target else z_t)
         losses = _LossAccumulator()
         # batch statistics, cosines and logits in float32 even under mixed-precision autocast
         with torch.autocast(device_type=pred.device.type, enabled=False):
@@ -227,7 +251,7 @@ class WorldModel(nn.Module):
             losses.add("cov", s.cov_weight, objective.covariance_loss(z_all))
             losses.add("reg", s.reg_weight, self._regularizer_loss(z_all, pred, target_after, losses))
             losses.add("aux", s.aux_weight, self._aux_loss(encoded_before, target_after, action_embedding.float(),
-                                                             actions, losses))
+                                                             actions, losses, target_before))
         return losses.result(pred)
 
     def _prediction_loss(self, pred, target, pred_delta, target_delta) -> torch.Tensor:
@@ -257,8 +281,12 @@ class WorldModel(nn.Module):
             total = total + out["loss"]
         return total
 
-    def _aux_loss(self, encoded_before, target, action_embedding, actions, losses: _LossAccumulator) -> torch.Tensor:
+    def _aux_loss(self, encoded_before, target, action_embedding, actions, losses: _LossAccumulator,
+                  target_before: torch.Tensor | None) -> torch.Tensor:
         total = target.new_zeros(())
+        # the auxiliary losses see the same prediction rule as the main one
+        predictor = (self.predictor if not self.starts_from_target
+                     else (lambda state, action: self._predict(state, action, target_before)))
         for k in self.settings.aux_loops:
             if k > len(encoded_before.loops):
                 raise WmkitError(f"loss.aux.loops names loop {k} but the encoder returned only "
@@ -266,7 +294,7 @@ class WorldModel(nn.Module):
             out = self.aux_loss(AuxInputs(loop=k, loop_state=encoded_before.loops[k - 1].float(),
                                           final_state=encoded_before.z.float(), target=target,
                                           action_embedding=action_embedding, actions=actions,
-                                          predictor=self.predictor))
+                                          predictor=predictor))
             losses.log(f"aux_l{k}", out["loss"])
             for term, value in out.items():
                 if term != "loss":
@@ -281,9 +309,9 @@ class WorldModel(nn.Module):
         """Every embedding of a batch, without gradients. Call ``model.eval()`` first."""
         online_before, online_after = self._encode_pair(self.encoder, before, after)
         target_before, target_after = self._encode_pair(self.target, before, after)
-        action_embedding = self.action_encoder(actions.float())
-        state = self._predictor_state(online_before)
-        pred = self.predictor(state, action_embedding)
+        action_embedding = self.action_encoder(ActionInputs(vector=actions.float(), before=before, after=after))
+        state = self.predictor_input(online_before)
+        pred = self._predict(state, action_embedding, target_before.z)
         return Embeddings(
             online_before=online_before.z, online_after=online_after.z,
             target_before=target_before.z, target_after=target_after.z,
@@ -350,6 +378,9 @@ def _settings(recipe: Mapping) -> ObjectiveSettings:
     form = _section(recipe, "loss.pred.form")
     if form not in PRED_FORMS:
         raise RecipeError(f"loss.pred.form: {form!r} is not one of {', '.join(PRED_FORMS)}")
+    start = recipe["model"]["predictor"].get("start", "none")
+    if start not in PREDICTION_STARTS:
+        raise RecipeError(f"model.predictor.start: {start!r} is not one of {', '.join(PREDICTION_STARTS)}")
     apply_to = _section(recipe, "regularizer.apply_to")
     if apply_to not in APPLY_TO:
         raise RecipeError(f"regularizer.apply_to: {apply_to!r} is not one of {', '.join(APPLY_TO)}")
@@ -360,7 +391,7 @@ def _settings(recipe: Mapping) -> ObjectiveSettings:
         cov_weight=float(_section(recipe, "loss.cov.weight")),
         aux_weight=float(_section(recipe, "loss.aux.weight")), aux_loops=aux_loops,
         reg_weight=float(_section(recipe, "regularizer.weight")), reg_apply_to=apply_to,
-        input_loop=input_loop, ema_decay=float(_section(recipe, "model.target.ema_decay")),
+        input_loop=input_loop, ema_decay=float(_section(recipe, "model.target.ema_decay")), start=start,
     )
 
 
@@ -368,29 +399,23 @@ def build_world_model(recipe: Mapping, *, vocab_size: int, pad_id: int, action_d
                       resolve: Callable[[str, str], type]) -> WorldModel:
     """Build the world model a resolved recipe describes.
 
-    ``resolve(kind, name)`` returns a component class (``PluginHost.resolve``); kinds used:
-    encoder, predictor, regularizer, aux_loss. Each component receives its recipe section as
-    ``options``; the encoder and predictor also receive the model-wide ``mlp_ratio`` and
-    ``dropout`` there (a value set in the component's own section wins). Call
-    :func:`wmkit.seed.seed_everything` first: construction draws random initial weights.
+    ``resolve(kind, name)`` returns a component class (``PluginHost.resolve``). Every model kind of
+    :data:`wmkit.kinds.MODEL_KINDS` is built the same way: its class receives the keyword arguments
+    its row names (from the context below) and ``options``, its recipe section with the model-wide
+    keys the row shares (``mlp_ratio``, ``dropout``; a value set in the component's own section
+    wins). Call :func:`wmkit.seed.seed_everything` first: construction draws random initial weights.
     """
     dim, heads = int(_section(recipe, "model.dim")), int(_section(recipe, "model.heads"))
     if dim % heads:
         raise RecipeError(f"model.heads: {heads} does not divide model.dim = {dim}")
     settings = _settings(recipe)
-    shared = {"mlp_ratio": int(_section(recipe, "model.mlp_ratio")), "dropout": float(_section(recipe, "model.dropout"))}
-    encoder_options = {**shared, **_section(recipe, "model.encoder")}
-    predictor_options = {**shared, **_section(recipe, "model.predictor")}
-    regularizer_options = dict(_section(recipe, "regularizer"))
-    aux_options = dict(_section(recipe, "loss.aux"))
-
-    encoder = resolve("encoder", encoder_options["name"])(
-        vocab_size=vocab_size, max_len=int(_section(recipe, "data.max_len")), pad_id=pad_id, dim=dim,
-        heads=heads, loops=int(encoder_options["loops"]), options=encoder_options)
-    action_encoder = action_mlp(action_dim, int(_section(recipe, "model.action.hidden")), dim)
-    predictor = resolve("predictor", predictor_options["name"])(dim=dim, heads=heads, options=predictor_options)
-    regularizer = resolve("regularizer", regularizer_options["name"])(dim=dim, options=regularizer_options)
-    aux_loss = resolve("aux_loss", aux_options["type"])(dim=dim, options=aux_options)
+    context = {"vocab_size": vocab_size, "pad_id": pad_id, "action_dim": action_dim, "dim": dim, "heads": heads,
+               "max_len": int(_section(recipe, "data.max_len")), "loops": int(_section(recipe, "model.encoder.loops"))}
+    parts = {}
+    for kind in kinds.MODEL_KINDS:
+        _section(recipe, kind.section)  # a clear error when a section is missing
+        options = kind.options(recipe)
+        cls = resolve(kind.name, options[kind.key])
+        parts[kind.name] = cls(**{name: context[name] for name in kind.arguments}, options=options)
     projector_hidden = int(_section(recipe, "model.projector.hidden")) if _section(recipe, "model.projector.enabled") else None
-    return WorldModel(encoder=encoder, predictor=predictor, regularizer=regularizer, aux_loss=aux_loss,
-                      action_encoder=action_encoder, settings=settings, projector_hidden=projector_hidden, dim=dim)
+    return WorldModel(**parts, settings=settings, projector_hidden=projector_hidden, dim=dim)

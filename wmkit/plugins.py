@@ -22,19 +22,13 @@ from typing import Any, Iterable
 
 import pluggy
 
-from wmkit import hookspecs
+from wmkit import hookspecs, kinds
 from wmkit.errors import PluginError
 
 GROUP = "wmkit"
 
-#: component kind -> the hook that registers it
-KINDS = {
-    "domain": "wmkit_register_domains",
-    "encoder": "wmkit_register_encoders",
-    "predictor": "wmkit_register_predictors",
-    "regularizer": "wmkit_register_regularizers",
-    "aux_loss": "wmkit_register_aux_losses",
-}
+#: component kind -> the hook that registers it (derived from :data:`wmkit.kinds.KINDS`)
+KINDS = {kind.name: kind.hook for kind in kinds.KINDS}
 
 
 @dataclass
@@ -201,7 +195,7 @@ class PluginHost:
             return self.components[kind][name]
         except KeyError:
             available = ", ".join(self.names(kind)) or "none"
-            label = "domain" if kind == "domain" else kind.replace("_", " ")
+            label = kinds.get(kind).label
             raise PluginError(f"unknown {label} {name!r}; available: {available}") from None
 
     def resolve(self, kind: str, name: str) -> Any:

@@ -7,14 +7,18 @@ filters (reference §1), counting every dropped row by reason:
 - ``too_long``: either side longer than ``max_chars`` characters;
 - ``few_changed_tokens``: fewer than ``min_changed_tokens`` changed tokens (:func:`changed_tokens`);
 - a :class:`wmkit.domain.SkipRow` reason raised by ``domain.transition``;
-- ``tokenize_error``: any other exception in ``domain.transition`` (or a malformed result).
+- ``tokenize_error``: any other exception in ``domain.transition`` (or a malformed result);
+- ``no_token_change``: before and after are the same token sequence once cut to ``max_len`` (an
+  edit of comments, docstrings or whitespace, or one beyond the window): the model cannot see the
+  edit. ``keep_unchanged=True`` keeps them.
 
 Tokenizing (``domain.transition``) runs in a ``multiprocessing`` pool, in chunks, in row order.
 
 Each kept transition is cut to ``max_len`` tokens and padded with ``domain.vocab.pad_id``
 (:func:`fit_window`): ``window="head"`` keeps the first tokens (the reference), ``window="edit"``
 keeps a window centred on the first token where before and after differ (defect D6). How many rows
-become identical only because of the cut is stored in ``meta["truncation"]``.
+become identical only because of the cut is stored in ``meta["truncation"]`` (``dropped``: how many of
+them ``no_token_change`` dropped; ``in_arrays``: identical pairs the arrays hold).
 
 Split (defect D4, never tied to a training seed): a row's ``split`` column when present (``train``
 -> 0; ``val`` / ``validation`` / ``test`` / ``dev`` -> 1), otherwise by row id:
@@ -40,7 +44,6 @@ from __future__ import annotations
 import difflib
 import hashlib
 import json
-import math
 import multiprocessing
 import os
 import shutil
@@ -200,6 +203,8 @@ def _split_candidates(row: Mapping[str, Any], key: str, new_file: str, val_perce
 
 
 # -- the worker side ------------------------------------------------------------------------------
+NO_TOKEN_CHANGE = "no_token_change"
+WINDOW_SUFFIX = ":window"
 @dataclass(frozen=True)
 class _Settings:
     max_len: int
@@ -209,6 +214,7 @@ class _Settings:
     action_dim: int
     label_names: tuple[str, ...]
     min_changed_tokens: int
+    keep_unchanged: bool = False
 
 
 _WORKER: tuple[Any, _Settings] | None = None
@@ -246,6 +252,10 @@ def _process_chunk(domain, s: _Settings, rows: list[dict]):
             if action.shape[0] != s.action_dim or not np.isfinite(action).all():
                 raise ValueError("bad action")
             b, a, same = fit_window(tr.before, tr.after, s.max_len, s.window, s.pad_id)
+            if not s.keep_unchanged and np.array_equal(b, a):
+                # the suffix tells the collector the cut made them equal (defect D6)
+                reasons.append(NO_TOKEN_CHANGE + (WINDOW_SUFFIX if same else ""))
+                continue
             if min(b.min(), a.min()) < 0 or max(b.max(), a.max()) >= s.vocab_size:
                 raise ValueError("token id outside the vocabulary")
             lab = [int(tr.labels.get(name, -1)) if tr.labels else -1 for name in s.label_names]
@@ -360,9 +370,9 @@ def cache_root(cache_dir: str | Path | None = None) -> Path:
 
 
 def cache_key(domain_fingerprint: str, source_fp: str, *, max_len: int, window: str, max_chars: int,
-              min_changed_tokens: int, val_percent: int, limit: int) -> str:
+              min_changed_tokens: int, val_percent: int, limit: int, keep_unchanged: bool = False) -> str:
     payload = json.dumps([FORMAT_VERSION, domain_fingerprint, source_fp, max_len, window, max_chars,
-                          min_changed_tokens, val_percent, limit])
+                          min_changed_tokens, val_percent, limit] + ([True] if keep_unchanged else []))
     return hashlib.sha256(payload.encode()).hexdigest()
 
 
@@ -383,6 +393,8 @@ class _Collector:
         self.actions: list[np.ndarray] = []
         self.labels: list[np.ndarray] = []
         self.identical = 0
+        self.identical_dropped = 0
+        self.unchanged_kept = 0
         self.splits: list[tuple] = []  # _split_candidates per kept row
         self.split: list[int] = []  # final, set by finish()
         self.keys: list[tuple[str, str]] = []  # (commit key, new_file)
@@ -411,12 +423,16 @@ class _Collector:
                 continue
             reason = reasons[entry]
             if reason is not None:
+                if reason.endswith(WINDOW_SUFFIX):
+                    reason = reason[:-len(WINDOW_SUFFIX)]
+                    self.identical_dropped += 1
                 self.dropped[reason] += 1
                 continue
             k += 1
             keep_at.append(k)
             meta = rows_meta[entry]
             self._keep(meta, hashes[k], bool(identical[k]))
+            self.unchanged_kept += int(np.array_equal(before[k], after[k]))
             if self.limit and self.kept >= self.limit:
                 self.done = True
         if keep_at:
@@ -517,7 +533,7 @@ def _default_workers() -> int:
 
 
 def prepare(domain, source: str, *, max_len: int, window: str = "head", max_chars: int = 40000,
-            min_changed_tokens: int = 5, val_percent: int = 10, limit: int = 0,
+            min_changed_tokens: int = 5, val_percent: int = 10, limit: int = 0, keep_unchanged: bool = False,
             cache_dir: str | Path | None = None, progress: bool = True, workers: int | None = None) -> PreparedData:
     """Prepared (cached) data of ``source`` for ``domain``; see the module docstring.
 
@@ -536,7 +552,8 @@ def prepare(domain, source: str, *, max_len: int, window: str = "head", max_char
     source_fp = source_fingerprint(source, domain=domain)
     fingerprint = domain.fingerprint()
     key = cache_key(fingerprint, source_fp, max_len=max_len, window=window, max_chars=max_chars,
-                    min_changed_tokens=min_changed_tokens, val_percent=val_percent, limit=limit)
+                    min_changed_tokens=min_changed_tokens, val_percent=val_percent, limit=limit,
+                    keep_unchanged=keep_unchanged)
     root = cache_root(cache_dir) / "prepared" / _safe_name(domain.name)
     final = root / key
     if (final / "meta.json").is_file():
@@ -550,7 +567,7 @@ def prepare(domain, source: str, *, max_len: int, window: str = "head", max_char
     try:
         _build(domain, source, tmp, max_len=max_len, window=window, max_chars=max_chars,
                       min_changed_tokens=min_changed_tokens, val_percent=val_percent, limit=limit,
-                      progress=progress, workers=workers,
+                      keep_unchanged=keep_unchanged, progress=progress, workers=workers,
                       meta_base={"source_fingerprint": source_fp, "fingerprint": fingerprint, "cache_key": key})
         try:
             os.rename(tmp, final)
@@ -564,6 +581,14 @@ def prepare(domain, source: str, *, max_len: int, window: str = "head", max_char
     return PreparedData.load(final)
 
 
+def _truncation_report(c: "_Collector") -> dict:
+    """Pairs that the cut to ``max_len`` made identical (defect D6), and what became of them."""
+    windowed = c.kept + c.identical_dropped
+    identical = c.identical + c.identical_dropped
+    return {"identical_after_truncation": identical, "dropped": c.identical_dropped,
+            "in_arrays": c.unchanged_kept, "rate": identical / windowed if windowed else 0.0}
+
+
 def _discard(path: Path, root: Path) -> None:
     trash = root / f".trash-{uuid.uuid4().hex[:8]}"
     try:
@@ -574,13 +599,14 @@ def _discard(path: Path, root: Path) -> None:
 
 
 def _build(domain, source: str, out: Path, *, max_len: int, window: str, max_chars: int, min_changed_tokens: int,
-           val_percent: int, limit: int, progress: bool, workers: int | None, meta_base: dict) -> dict:
+           val_percent: int, limit: int, keep_unchanged: bool, progress: bool, workers: int | None,
+           meta_base: dict) -> dict:
     t0 = time.perf_counter()
     label_names = tuple(domain.label_names)
     vocab = domain.vocab
     settings = _Settings(max_len=max_len, window=window, pad_id=int(vocab.pad_id), vocab_size=int(vocab.size),
                          action_dim=int(domain.action_dim), label_names=label_names,
-                         min_changed_tokens=min_changed_tokens)
+                         min_changed_tokens=min_changed_tokens, keep_unchanged=bool(keep_unchanged))
     workers = _default_workers() if workers is None else max(1, int(workers))
     collector = _Collector(limit)
     # the pool is forked before anything else starts threads (the datasets reader, the progress bar)
@@ -715,15 +741,12 @@ def _write(out: Path, domain, source: str, c: _Collector, counts: dict, s: _Sett
         "action_dim": s.action_dim, "action_names": list(domain.action_names),
         "label_names": list(s.label_names), "label_classes": {k: list(v) for k, v in domain.label_names.items()},
         "max_len": s.max_len, "window": s.window, "max_chars": max_chars, "min_changed_tokens": s.min_changed_tokens,
-        "val_percent": val_percent, "limit": limit,
+        "val_percent": val_percent, "limit": limit, "keep_unchanged": s.keep_unchanged,
         "counts": counts,
-        "truncation": {"identical_after_truncation": c.identical,
-                       "rate": c.identical / c.kept if c.kept else 0.0},
+        "truncation": _truncation_report(c),
         "trajectories": int(max(c.trajectory) + 1) if c.trajectory else 0,
         "first_tokenize_error": c.first_error,
         "seconds": round(seconds, 3), "workers": workers,
     }
-    if not math.isfinite(meta["truncation"]["rate"]):
-        meta["truncation"]["rate"] = 0.0
     (out / "meta.json").write_text(json.dumps(meta, indent=1), encoding="utf-8")
     return meta

@@ -15,7 +15,7 @@ import hashlib
 import json
 import os
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 from typing import Any, Callable, Mapping
@@ -25,11 +25,13 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover
     import tomli as tomllib
 
+from wmkit import kinds
 from wmkit.errors import RecipeError
 from wmkit.schema import Field, validate
 
 # ---------------------------------------------------------------------------------------------
-# The core schema. Plugins add keys to the sections named in PLUGIN_SECTIONS.
+# The core schema. The key choosing each component kind, and the component's own options, are added
+# at the kind's section (wmkit.kinds).
 # ---------------------------------------------------------------------------------------------
 
 CORE_SCHEMA: dict = {
@@ -40,7 +42,6 @@ CORE_SCHEMA: dict = {
         "seed": Field(int, 42, "seeds python, numpy and torch before anything is built"),
     },
     "data": {
-        "domain": Field(str, "code", "domain plugin (`wmkit plugins`)"),
         "source": Field(str, "default", "jsonl:PATH, parquet:PATH, hf:ID[/CONFIG], git:PATH[@REV], or "
                         "'default' for the domain's embedded default"),
         "max_len": Field(int, 512, "tokens per state (longer states are truncated)", minimum=4),
@@ -51,6 +52,9 @@ CORE_SCHEMA: dict = {
         "val_percent": Field(int, 10, "share of rows (by commit hash) held out when the data has no split "
                              "column", minimum=1, maximum=90),
         "limit": Field(int, 0, "keep at most this many rows (0 = all)", minimum=0),
+        "keep_unchanged": Field(bool, False, "keep pairs whose token sequences are identical after the cut to "
+                                "max_len (comment- or docstring-only edits, edits beyond the window); "
+                                "by default they are dropped as no_token_change"),
     },
     "model": {
         "dim": Field(int, 128, "latent width D", minimum=1),
@@ -58,15 +62,16 @@ CORE_SCHEMA: dict = {
         "mlp_ratio": Field(int, 4, "MLP width = dim * mlp_ratio", minimum=1),
         "dropout": Field(float, 0.1, "dropout in blocks and after positions", minimum=0.0, maximum=1.0),
         "encoder": {
-            "name": Field(str, "looped_transformer", "encoder plugin"),
             "loops": Field(int, 3, "encoder loops (readouts)", minimum=1),
         },
         "predictor": {
-            "name": Field(str, "looped_transformer", "predictor plugin"),
             "input_loop": Field(int, 0, "0: the predictor reads the final readout; k: loop k's readout "
                                 "(the early-loop readout variant)", minimum=0),
+            "start": Field(str, "none", "what a prediction starts from: none (ẑ = P(z, a), the reference) or "
+                           "target_before (ẑ = target(before) + g·P(z, a) with a learned gain g that starts at 0: "
+                           "the copy baseline is where training begins)", choices=("none", "target_before")),
         },
-        "action": {"hidden": Field(int, 128, "action MLP hidden width", minimum=1)},
+        "action": {},
         "projector": {
             "enabled": Field(bool, True, "train-time projectors inside the pred loss (reference default)"),
             "hidden": Field(int, 256, "projector hidden width", minimum=1),
@@ -84,13 +89,11 @@ CORE_SCHEMA: dict = {
         "mag": {"weight": Field(float, 0.1, "weight of the log delta-norm mismatch")},
         "cov": {"weight": Field(float, 0.01, "weight of the off-diagonal covariance of online readouts")},
         "aux": {
-            "type": Field(str, "none", "auxiliary loss plugin applied on early loops"),
             "loops": Field(list, [], "1-based encoder loops that get the auxiliary loss", item=int),
             "weight": Field(float, 0.3, "weight per loop"),
         },
     },
     "regularizer": {
-        "name": Field(str, "none", "regularizer plugin"),
         "weight": Field(float, 0.1, "weight of the regularizer loss"),
         "apply_to": Field(str, "encoder", "encoder readout, predictor output, or both",
                           choices=("encoder", "predictor", "both")),
@@ -118,14 +121,22 @@ CORE_SCHEMA: dict = {
     },
 }
 
-#: section path -> (component kind, key holding the chosen name)
-PLUGIN_SECTIONS = {
-    ("data",): ("domain", "domain"),
-    ("model", "encoder"): ("encoder", "name"),
-    ("model", "predictor"): ("predictor", "name"),
-    ("loss", "aux"): ("aux_loss", "type"),
-    ("regularizer",): ("regularizer", "name"),
-}
+
+def _add_component_keys(schema: dict) -> None:
+    """One key per component kind, at the kind's section (from :data:`wmkit.kinds.KINDS`)."""
+    for kind in kinds.KINDS:
+        *parents, last = kind.section.split(".")
+        node = schema
+        for part in parents:
+            node = node.setdefault(part, {})
+        field = Field(str, kind.default, f"{kind.label} plugin (`wmkit plugins`): {kind.summary}")
+        node[last] = {kind.key: field, **node.get(last, {})}  # the chosen name comes first
+
+
+_add_component_keys(CORE_SCHEMA)
+
+#: renamed recipe keys still accepted: old dotted key -> new dotted key
+DEPRECATED_KEYS = {"loss.aux.type": "loss.aux.name"}
 
 # ---------------------------------------------------------------------------------------------
 # The paper's environment variables (reference §9) that map onto recipe keys.
@@ -167,7 +178,7 @@ ENV_VARS: dict[str, tuple[str, Callable[[str], Any], str]] = {
     "WM_LAMBDA_DIR": ("loss.dir.weight", float, ""),
     "WM_LAMBDA_MAG": ("loss.mag.weight", float, ""),
     "WM_LAMBDA_COV": ("loss.cov.weight", float, ""),
-    "WM_AUX_TYPE": ("loss.aux.type", lambda v: _AUX_TYPES.get(v, v), "contrast → ntxent"),
+    "WM_AUX_TYPE": ("loss.aux.name", lambda v: _AUX_TYPES.get(v, v), "contrast → ntxent"),
     "WM_AUX_LOOPS": ("loss.aux.loops", _int_list, "comma-separated, e.g. 1,2"),
     "WM_LAMBDA_AUX": ("loss.aux.weight", float, ""),
     "WM_CONTRAST_TEMPERATURE": ("loss.aux.temperature", float, "ntxent only"),
@@ -196,6 +207,8 @@ class Recipe:
     origin: str
     overrides: list[str]
     env: dict[str, str]
+    #: one line per deprecated key the recipe used (shown by the CLI)
+    notes: list[str] = field(default_factory=list)
 
     def __getitem__(self, key: str) -> Any:
         return self.values[key]
@@ -323,16 +336,16 @@ def environment_overrides(environ: Mapping[str, str] | None = None) -> dict[str,
 def build_schema(raw: Mapping, host) -> dict:
     """The core schema plus the option schemas of the components ``raw`` names."""
     schema = copy.deepcopy(CORE_SCHEMA)
-    for section_path, (kind, name_key) in PLUGIN_SECTIONS.items():
+    for kind in kinds.KINDS:
         section = schema
-        for part in section_path:
+        for part in kind.section.split("."):
             section = section[part]
-        chosen = get_dotted(raw, ".".join(section_path + (name_key,)), section[name_key].default)
+        chosen = kind.chosen(raw)
         if not isinstance(chosen, str):
             continue  # validation reports the type error
-        component = host.get(kind, chosen)  # PluginError lists the available names
+        component = host.get(kind.name, chosen)  # PluginError lists the available names
         for key, field in component.options.items():
-            if key in section and isinstance(section[key], Field) and key != name_key:
+            if key in section and isinstance(section[key], Field) and key != kind.key:
                 section[key] = field  # a plugin may refine a core field's default or help
             elif key not in section:
                 section[key] = field
@@ -368,11 +381,30 @@ def load_recipe(source: str | Path | None, *, overrides: list[str] = (), domain:
         set_dotted(raw, "data.domain", domain)
     if not isinstance(raw.get("meta", {}), Mapping):
         raise RecipeError(f"{path}: meta must be a table")
+    notes = migrate_deprecated(raw)
     schema = build_schema(raw, host)
     values = validate(schema, raw)
     _check_consistency(values)
     return Recipe(values=values, origin=str(path), overrides=list(overrides),
-                  env={var: str(v[1]) for var, v in env.items()})
+                  env={var: str(v[1]) for var, v in env.items()}, notes=notes)
+
+
+def migrate_deprecated(raw: dict) -> list[str]:
+    """Move every :data:`DEPRECATED_KEYS` key of ``raw`` to its new name, in place; one note each."""
+    notes = []
+    for old, new in DEPRECATED_KEYS.items():
+        *parents, leaf = old.split(".")
+        node = get_dotted(raw, ".".join(parents))
+        if not isinstance(node, dict) or leaf not in node:
+            continue
+        value = node.pop(leaf)
+        current = get_dotted(raw, new)
+        if current is not None and current != value:
+            raise RecipeError(f"{old} = {value!r} and {new} = {current!r} disagree; {old} is the old name of "
+                              f"{new}: keep only {new}")
+        set_dotted(raw, new, value)
+        notes.append(f"{old} is deprecated; call it {new}")
+    return notes
 
 
 def _check_consistency(values: Mapping) -> None:
@@ -386,16 +418,6 @@ def _check_consistency(values: Mapping) -> None:
     if values["model"]["dim"] % values["model"]["heads"]:
         raise RecipeError(f"model.heads: {values['model']['heads']} does not divide model.dim = "
                           f"{values['model']['dim']}")
-
-
-def recipe_from_dict(values: Mapping, host=None) -> Recipe:
-    """Re-validate an already resolved recipe (e.g. from a checkpoint's config.json)."""
-    if host is None:
-        from wmkit.plugins import get_host
-
-        host = get_host()
-    schema = build_schema(values, host)
-    return Recipe(values=validate(schema, values), origin="config.json", overrides=[], env={})
 
 
 def describe_recipe(path: Path) -> str:

@@ -43,6 +43,7 @@ def load_data(recipe, *, source: str | None = None, host=None, progress: bool = 
     prepared = prepare(domain, resolve_source(recipe, domain, source), max_len=data["max_len"],
                        window=data["window"], max_chars=data["max_chars"],
                        min_changed_tokens=data["min_changed_tokens"], val_percent=data["val_percent"],
+                       keep_unchanged=bool(data.get("keep_unchanged", False)),
                        limit=data["limit"], cache_dir=cache_dir, progress=progress)
     return domain, prepared
 

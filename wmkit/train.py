@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from wmkit import __version__
+from wmkit import __version__, kinds
 from wmkit.checkpoint import (load_trainer_state, load_weights, read_index, resolve_checkpoint, save_checkpoint,
                               update_index, write_json_atomic)
 from wmkit.errors import RunError, WmkitError
@@ -218,11 +218,10 @@ def train(recipe, *, out: Path | None = None, resume: bool = False, force: bool 
         warned = set(trainer.get("warned", []))
         _truncate_metrics(run_dir / "metrics.jsonl", start_step)
 
-    components = {kind: {"name": name, "plugin": host.get(kind, name).plugin, "version": host.get(kind, name).version}
-                  for kind, name in (("domain", v["data"]["domain"]), ("encoder", v["model"]["encoder"]["name"]),
-                                     ("predictor", v["model"]["predictor"]["name"]),
-                                     ("regularizer", v["regularizer"]["name"]),
-                                     ("aux_loss", v["loss"]["aux"]["type"]))}
+    components = {}
+    for kind in kinds.KINDS:
+        chosen = host.get(kind.name, kind.chosen(v))
+        components[kind.name] = {"name": chosen.name, "plugin": chosen.plugin, "version": chosen.version}
     domain_facts = {"domain": domain.name, "vocab_version": domain.vocab.version, "vocab_size": domain.vocab.size,
                     "pad_id": domain.vocab.pad_id, "action_dim": domain.action_dim}
     if resume_from is None:

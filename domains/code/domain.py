@@ -35,6 +35,8 @@ class CodeDomain(Domain):
     default_source = "git:."
     default_recipe = "quickstart"
     label_names = LABEL_NAMES
+    #: the edit shows as changed tokens, so action encoders may read them
+    action_inputs = ("vector", "edit_tokens")
 
     def __init__(self, options: Mapping[str, Any] | None = None):
         super().__init__({"action": OPTIONS["action"].default, **dict(options or {})})

@@ -51,6 +51,8 @@ class KernelDomain(Domain):
         "family": list(FAMILIES),
         "lang": list(LANG_LABELS),
     }
+    #: the edit shows as changed tokens, so action encoders may read them
+    action_inputs = ("vector", "edit_tokens")
 
     def __init__(self, options: Mapping[str, Any] | None = None):
         given = dict(options or {})

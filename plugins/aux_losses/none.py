@@ -8,7 +8,7 @@ from wmkit.components import AuxInputs, AuxLoss
 
 
 class NoAuxLoss(AuxLoss):
-    """Zero loss (``loss.aux.type = "none"``)."""
+    """Zero loss (``loss.aux.name = "none"``)."""
 
     def forward(self, inputs: AuxInputs) -> dict[str, torch.Tensor]:
         return {"loss": inputs.target.new_zeros(())}

@@ -159,11 +159,11 @@ ALL_PARTS = frozenset({"online_after", "target_before"})
 def _embed_chunk(model, before, after, actions, *, loops: bool, parts: frozenset) -> dict:
     """The embeddings of one chunk as a dict of tensors (``None`` for parts not asked for).
 
-    With a model exposing ``encode(tokens, target=)``, ``predict_with`` and ``_predictor_state`` only
-    the encoder passes needed are run (a plain audit of the training sample needs 2 of the 4);
+    With a model exposing ``encode(tokens, target=)``, ``predict_with`` and ``predictor_input``
+    only the encoder passes needed are run (a plain audit of the training sample needs 3 of the 4);
     otherwise ``model.embed`` computes everything.
     """
-    fine = all(hasattr(model, a) for a in ("encode", "predict_with", "_predictor_state"))
+    fine = all(hasattr(model, a) for a in ("encode", "predict_with", "predictor_input"))
     if not fine:
         emb = model.embed(before, after, actions, loops=loops)
         return {"online_before": emb.online_before, "online_after": emb.online_after,
@@ -171,11 +171,16 @@ def _embed_chunk(model, before, after, actions, *, loops: bool, parts: frozenset
                 "predictor_input": getattr(emb, "predictor_input", None),
                 "loops_before": _loop_list(getattr(emb, "online_loops_before", None)) if loops else None,
                 "loops_after": _loop_list(getattr(emb, "online_loops_after", None)) if loops else None}
+    from wmkit.components import ActionInputs
+
     online_before = model.encode(before)
-    state = model._predictor_state(online_before)
-    out = {"online_before": online_before.z, "predictor_input": state, "pred": model.predict_with(state, actions),
-           "target_after": model.encode(after, target=True).z,
-           "target_before": model.encode(before, target=True).z if "target_before" in parts else None,
+    state = model.predictor_input(online_before)
+    target_before = model.encode(before, target=True).z if "target_before" in parts or \
+        getattr(model, "starts_from_target", False) else None
+    inputs = ActionInputs(vector=actions, before=before, after=after)
+    out = {"online_before": online_before.z, "predictor_input": state,
+           "pred": model.predict_with(state, inputs, base=target_before),
+           "target_after": model.encode(after, target=True).z, "target_before": target_before,
            "online_after": None, "loops_before": None, "loops_after": None}
     if "online_after" in parts or loops:
         online_after = model.encode(after)

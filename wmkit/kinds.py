@@ -1,0 +1,109 @@
+"""The table of component kinds: one row per kind of plugin component.
+
+Everything that depends on the list of kinds is derived from :data:`KINDS`: the hook
+specifications (:mod:`wmkit.hookspecs`), the plugin host's registry (:mod:`wmkit.plugins`), the
+recipe keys that choose a component and the sections its options join (:mod:`wmkit.recipe`),
+model construction (:func:`wmkit.model.build_world_model`) and the ``components`` record of a run's
+``config.json``. Adding a kind is one row here plus its base class (docs/plugins.md shows both).
+
+This module is import-light (no torch): ``wmkit plugins`` and ``wmkit recipe show`` read it.
+"""
+
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass
+from typing import Any, Mapping
+
+
+@dataclass(frozen=True)
+class Kind:
+    """One kind of component.
+
+    - ``name``: the kind's name (``wmkit plugins`` shows it; ``host.get(kind, name)``).
+    - ``hook``: the ``register`` hook plugins implement to contribute components of this kind.
+    - ``section``: the dotted recipe table that names the chosen component (under ``key``) and
+      receives the component's own options.
+    - ``default``: the component chosen when a recipe names none.
+    - ``base``: ``"module:Class"`` of the base class implementations subclass.
+    - ``arguments``: for model parts, the keyword arguments the constructor receives besides
+      ``options`` (from :func:`wmkit.model.build_world_model`'s context); ``None`` for kinds that
+      are not part of the world model (domains).
+    - ``shared``: model-wide ``[model]`` keys merged into this component's options (its own
+      section wins).
+    """
+
+    name: str
+    hook: str
+    section: str
+    key: str
+    default: str
+    base: str
+    summary: str
+    arguments: tuple[str, ...] | None = None
+    shared: tuple[str, ...] = ()
+
+    @property
+    def path(self) -> str:
+        """The dotted recipe key holding the chosen component's name."""
+        return f"{self.section}.{self.key}"
+
+    @property
+    def label(self) -> str:
+        """How messages name the kind ("aux loss", "action encoder")."""
+        return self.name.replace("_", " ")
+
+    def chosen(self, values: Mapping) -> Any:
+        """The component name a (raw or resolved) recipe chooses; the default when absent."""
+        node: Any = values
+        for part in self.path.split("."):
+            if not isinstance(node, Mapping) or part not in node:
+                return self.default
+            node = node[part]
+        return node
+
+    def options(self, values: Mapping) -> dict:
+        """The resolved options a component of this kind is constructed with."""
+        node: Any = values
+        for part in self.section.split("."):
+            node = node[part]
+        model = values.get("model", {})
+        return {**{k: model[k] for k in self.shared if k in model}, **node}
+
+    def base_class(self) -> type:
+        module, _, attr = self.base.partition(":")
+        return getattr(importlib.import_module(module), attr)
+
+
+KINDS: tuple[Kind, ...] = (
+    Kind("domain", "wmkit_register_domains", "data", "domain", "code", "wmkit.domain:Domain",
+         "a kind of transition: reads rows, tokenizes states, computes actions and labels"),
+    Kind("encoder", "wmkit_register_encoders", "model.encoder", "name", "looped_transformer",
+         "wmkit.components:Encoder", "state encoder: token ids -> pooled readout after every loop",
+         arguments=("vocab_size", "max_len", "pad_id", "dim", "heads", "loops"), shared=("mlp_ratio", "dropout")),
+    Kind("action_encoder", "wmkit_register_action_encoders", "model.action", "name", "mlp",
+         "wmkit.components:ActionEncoder", "action encoder: the domain's action inputs -> an action embedding",
+         arguments=("action_dim", "vocab_size", "pad_id", "dim", "heads"), shared=("mlp_ratio", "dropout")),
+    Kind("predictor", "wmkit_register_predictors", "model.predictor", "name", "looped_transformer",
+         "wmkit.components:Predictor", "latent predictor: (state, action embedding) -> next-state latent",
+         arguments=("dim", "heads"), shared=("mlp_ratio", "dropout")),
+    Kind("regularizer", "wmkit_register_regularizers", "regularizer", "name", "none",
+         "wmkit.components:Regularizer", "batch-statistic regularizer on embeddings (VICReg, SIGReg)",
+         arguments=("dim",)),
+    Kind("aux_loss", "wmkit_register_aux_losses", "loss.aux", "name", "none",
+         "wmkit.components:AuxLoss", "auxiliary loss on early encoder loops (deep supervision)",
+         arguments=("dim",)),
+)
+
+BY_NAME: dict[str, Kind] = {kind.name: kind for kind in KINDS}
+
+#: the kinds built into the world model, in construction order
+MODEL_KINDS: tuple[Kind, ...] = tuple(kind for kind in KINDS if kind.arguments is not None)
+
+
+def get(name: str) -> Kind:
+    """The kind called ``name``; ``KeyError`` lists the kinds."""
+    try:
+        return BY_NAME[name]
+    except KeyError:
+        raise KeyError(f"unknown component kind {name!r}; kinds are {', '.join(BY_NAME)}") from None

@@ -55,7 +55,8 @@ class FakeModel(torch.nn.Module):
     def _rows(self, tokens):
         return tokens[:, 0].long() - 1
 
-    def predict_with(self, z, actions):
+    def predict_with(self, z, actions, base=None):
+        actions = getattr(actions, "vector", actions)  # ActionInputs or a bare action tensor
         if self.mode == "collapsed":
             return torch.ones_like(z)
         if self.mode == "ignores":
@@ -378,9 +379,37 @@ def base_result(**kw):
          "erank_online": 50.0, "erank_target": 50.0, "erank_pred": 10.0,
          "erank_centred": {"online": {"erank": 40.0, "normalised": 0.31}},
          "std_l2": {"online": 0.06, "pred": 0.05},
-         "action_sensitivity": {"ignores_action": False}, "train_gap": {"memorising": False}}
+         "action_sensitivity": {"ignores_action": False}, "train_gap": {"memorising": False}, **BEATEN_BASELINES}
     r.update(kw)
     return r
+
+
+#: baselines a model with KNN@1 0.02 beats: healthy may be said only beside beaten baselines
+BEATEN_BASELINES = {"knn_at_1": 0.02, "copy_knn_at_k": {"1": 0.01}, "beats_copy": {"rate": 0.8},
+                    "linear_edit_knn_at_k": {"1": 0.015}}
+
+
+def test_verdict_no_better_than_copy_or_linear_and_unverified_without_baselines():
+    assert verdict.judge(base_result())["verdict"] == "healthy"
+    out = verdict.judge(base_result(copy_knn_at_k={"1": 0.03}))
+    assert out["verdict"] == "no better than copy" and "KNN@1 0.0200 < copy's 0.0300" in out["reasons"][0]
+    out = verdict.judge(base_result(beats_copy={"rate": 0.49}))
+    assert out["verdict"] == "no better than copy" and "49.0% of pairs" in out["reasons"][0]
+    assert verdict.judge(base_result(beats_copy={"rate": 0.5}))["verdict"] == "healthy"
+    out = verdict.judge(base_result(linear_edit_knn_at_k={"1": 0.021}))
+    assert out["verdict"] == "no better than a linear model of the edit"
+    # both fire: copy is the headline, linear is listed too, each with its numbers
+    out = verdict.judge(base_result(copy_knn_at_k={"1": 0.5}, linear_edit_knn_at_k={"1": 0.9}))
+    assert out["verdicts"][:2] == ["no better than copy", "no better than a linear model of the edit"]
+    assert len(out["reasons"]) == 2
+    # collapse rules come first
+    out = verdict.judge(base_result(erank_pred=1.0, copy_knn_at_k={"1": 0.5}))
+    assert out["verdicts"] == ["collapsed predictor", "no better than copy"]
+    # no rule fired, but no baselines: never "healthy"
+    for missing in ("copy_knn_at_k", "beats_copy", "linear_edit_knn_at_k"):
+        r = base_result()
+        del r[missing]
+        assert verdict.judge(r)["verdict"] == verdict.UNVERIFIED
 
 
 def test_verdict_rules_thresholds():
@@ -433,7 +462,7 @@ def test_compare_reads_saved_audits_and_reruns_stale(monkeypatch, tmp_path):
 
 # -- end to end on a real (tiny) trained run ---------------------------------------------------------
 TOY = Path(__file__).parent / "fixtures" / "wmkit_toy"
-TOY_TINY = ["model.dim=32", "model.heads=2", "optim.batch_size=16", "eval.batch_size=16", "data.max_len=16",
+TOY_TINY = ["model.dim=32", "model.heads=2", "optim.batch_size=16", "eval.probe_size=16", "data.max_len=16",
             "train.eval_every=3", "train.save_every=4", "train.steps=8"]
 
 
@@ -559,7 +588,7 @@ def test_metrics_log_can_stop_at_the_audited_checkpoint(tmp_path):
 
 
 def test_verdict_memorising_when_probe_knn_falls_while_loss_falls():
-    base = {"knn_at_5": 0.6, "random_knn_at_5": 0.1, "gallery_size": 100}
+    base = {"knn_at_5": 0.6, "random_knn_at_5": 0.1, "gallery_size": 100, **BEATEN_BASELINES}
     assert verdict.judge(base)["verdict"] == verdict.HEALTHY
     falling = dict(base, training_trend={"falling_while_loss_falls": True, "peak_knn_at_5": 0.9, "peak_step": 100})
     out = verdict.judge(falling)

@@ -7,7 +7,7 @@ import pytest
 
 from wmkit.testing import write_commitpack_jsonl
 
-TINY = ["--set", "train.steps=2", "--set", "optim.batch_size=4", "--set", "eval.batch_size=4", "--set",
+TINY = ["--set", "train.steps=2", "--set", "optim.batch_size=4", "--set", "eval.probe_size=0", "--set",
         "data.max_len=32", "--set", "data.min_changed_tokens=0", "--set", "data.val_percent=30",
         "--set", "train.threads=1", "--set", "model.dim=32", "--set", "model.heads=2"]
 

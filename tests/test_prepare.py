@@ -337,7 +337,7 @@ def test_rows_of_other_file_types_are_dropped_and_counted(tmp_path):
 def test_pairs_with_no_token_change_are_dropped_and_counted(tmp_path):
     same = "a b c d e f"
     rows = [row(0, same, same + " "),  # whitespace only: identical tokens
-            row(1, same, "a b x y z f"), row(2, same, "a q c r e s")]
+            row(1, same, "a bb xxx y z f"), row(2, same, "a b ccc dddd e f")]  # tokens are word lengths
     source = write(tmp_path / "r.jsonl", rows)
     default = run(tmp_path, source, min_changed_tokens=0)
     assert default.meta["counts"]["dropped"].get("no_token_change") == 1

@@ -8,7 +8,7 @@ from wmkit.recipe import load_recipe, shipped_recipes
 from wmkit.testing import write_commitpack_jsonl
 
 SMOKE = ["train.steps=2", "train.eval_every=1", "train.save_every=2", "train.threads=1", "optim.batch_size=4",
-         "optim.warmup_steps=1", "eval.batch_size=4", "data.max_len=32", "data.min_changed_tokens=0",
+         "optim.warmup_steps=1", "eval.probe_size=0", "data.max_len=32", "data.min_changed_tokens=0",
          "data.val_percent=30"]
 
 

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 FIXTURES = Path(__file__).parent / "fixtures" / "wmkit_toy"
-TINY = ["model.dim=32", "model.heads=2", "optim.batch_size=16", "eval.batch_size=16", "data.max_len=16",
+TINY = ["model.dim=32", "model.heads=2", "optim.batch_size=16", "eval.probe_size=16", "data.max_len=16",
         "train.eval_every=3", "train.save_every=4", "train.threads=1"]
 
 
@@ -148,7 +148,7 @@ def test_nan_stops_the_run_and_keeps_the_last_good_checkpoint(toy_host, tmp_path
     import wmkit.train as train_module
     from wmkit.train import TrainingDiverged, train
 
-    real_build = train_module.build_world_model
+    real_build = train_module.build_initial_world_model
 
     def build_with_nan_at_step_6(*args, **kwargs):
         model = real_build(*args, **kwargs)
@@ -164,7 +164,7 @@ def test_nan_stops_the_run_and_keeps_the_last_good_checkpoint(toy_host, tmp_path
         model.forward = poisoned
         return model
 
-    monkeypatch.setattr(train_module, "build_world_model", build_with_nan_at_step_6)
+    monkeypatch.setattr(train_module, "build_initial_world_model", build_with_nan_at_step_6)
     with pytest.raises(TrainingDiverged, match="diverged at step 6"):
         train(toy_recipe(toy_host, "train.steps=12"), out=tmp_path / "r", host=toy_host, live=False)
     index = json.loads((tmp_path / "r" / "checkpoints" / "index.json").read_text())

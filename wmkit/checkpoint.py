@@ -153,12 +153,15 @@ def read_index(run_dir: Path) -> dict:
 
 
 def update_index(run_dir: Path, *, step: int, is_best: bool, best_metric: float | None,
-                 keep: int = 0) -> dict:
-    """Record ``step-{step}`` as latest (and best); prune old step checkpoints when ``keep`` > 0."""
+                 criterion: str | None = None, keep: int = 0) -> dict:
+    """Record ``step-{step}`` as latest (and best, with the criterion that chose it and its value);
+    prune old step checkpoints when ``keep`` > 0."""
     index = read_index(run_dir)
     name = f"step-{step}"
     steps = sorted(set(index.get("steps", [])) | {step})
     index.update(latest=name, steps=steps)
+    if criterion is not None:
+        index["criterion"] = criterion
     if is_best:
         index.update(best=name, best_metric=best_metric)
     if keep > 0:

@@ -174,6 +174,18 @@ def knn_ranks(queries: Any, gallery: Any, max_k: int) -> np.ndarray:
     return np.where(hit.any(axis=1), hit.argmax(axis=1), int(max_k))
 
 
+def nearest_indices(queries: Any, gallery: Any, k: int) -> np.ndarray:
+    """Indices ``[Q, k]`` of each query's ``k`` most cosine-similar gallery rows (any gallery size)."""
+    import faiss  # lazy: only the audit needs it
+
+    q = np.ascontiguousarray(l2_normalize(queries), dtype=np.float32)
+    g = np.ascontiguousarray(l2_normalize(gallery), dtype=np.float32)
+    index = faiss.IndexFlatIP(g.shape[1])
+    index.add(g)
+    _, found = index.search(q, max(1, min(int(k), g.shape[0])))
+    return found
+
+
 def knn_accuracy(queries: Any, gallery: Any, ks: Sequence[int] = (1, 5, 10, 50)) -> dict[int, float]:
     """KNN@k for each ``k``: fraction of queries ``i`` whose gallery item ``i`` is in the top-k.
 

@@ -419,3 +419,13 @@ def build_world_model(recipe: Mapping, *, vocab_size: int, pad_id: int, action_d
         parts[kind.name] = cls(**{name: context[name] for name in kind.arguments}, options=options)
     projector_hidden = int(_section(recipe, "model.projector.hidden")) if _section(recipe, "model.projector.enabled") else None
     return WorldModel(**parts, settings=settings, projector_hidden=projector_hidden, dim=dim)
+
+
+def build_initial_world_model(recipe: Mapping, *, vocab_size: int, pad_id: int, action_dim: int,
+                              resolve: Callable[[str, str], type]) -> WorldModel:
+    """The world model exactly as training builds it before its first step: everything seeded with
+    ``meta.seed``, then built (defect D3). The audit rebuilds it to measure how far the target moved."""
+    from wmkit.seed import seed_everything
+
+    seed_everything(int(_section(recipe, "meta.seed")))
+    return build_world_model(recipe, vocab_size=vocab_size, pad_id=pad_id, action_dim=action_dim, resolve=resolve)

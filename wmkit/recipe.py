@@ -115,9 +115,18 @@ CORE_SCHEMA: dict = {
         "precision": Field(str, "auto", "auto (bf16 autocast on CUDA, fp32 on CPU), fp32, bf16",
                            choices=("auto", "fp32", "bf16")),
         "threads": Field(int, 0, "torch CPU threads (0 = torch's default)", minimum=0),
+        "select": Field(str, "knn1_over_copy", "the probe criterion that picks the best checkpoint and drives "
+                        "train.patience (never delta cos or lift): knn1_over_copy = prediction KNN@1 minus copy's "
+                        "KNN@1, knn_at_1, knn_at_5, beats_copy",
+                        choices=("knn1_over_copy", "knn_at_1", "knn_at_5", "beats_copy")),
+        "patience": Field(int, 0, "stop after this many probes in a row without a new best train.select value "
+                          "(0 = never stop early)", minimum=0),
     },
     "eval": {
-        "batch_size": Field(int, 128, "validation probe batch (its gallery size for KNN)", minimum=2),
+        "probe_size": Field(int, 1024, "validation pairs in the fixed probe gallery that train.select is measured "
+                            "on (0 = every validation pair); a run with fewer validation pairs is refused",
+                            minimum=0),
+        "batch_size": Field(int, 128, "probe pairs encoded at once", minimum=1),
     },
 }
 

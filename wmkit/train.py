@@ -25,11 +25,10 @@ import torch
 from wmkit import __version__, kinds
 from wmkit.checkpoint import (load_trainer_state, load_weights, read_index, resolve_checkpoint, save_checkpoint,
                               update_index, write_json_atomic)
-from wmkit.errors import RunError, WmkitError
-from wmkit.evaluation import probe_validation
-from wmkit.model import build_world_model
+from wmkit.errors import RecipeError, RunError, WmkitError
+from wmkit.evaluation import criterion_value, probe_validation
+from wmkit.model import build_initial_world_model
 from wmkit.runtime import load_data, pick_device, resolve_source
-from wmkit.seed import seed_everything
 
 #: reference §5 warnings
 MEMORISATION_DELTA_COS = 0.999
@@ -184,29 +183,33 @@ def train(recipe, *, out: Path | None = None, resume: bool = False, force: bool 
                        f"{batch_size}; lower it with --set optim.batch_size=N or use more data")
     if len(val_idx) < 2:
         raise RunError(f"data: only {len(val_idx)} validation rows; use more data or raise data.val_percent")
+    probe_size = v["eval"]["probe_size"] or len(val_idx)
+    if len(val_idx) < probe_size:
+        raise RecipeError(f"eval.probe_size: {probe_size} validation pairs asked for the probe gallery that "
+                          f"train.select = {v['train']['select']!r} is measured on, but the data has only "
+                          f"{len(val_idx)}; lower eval.probe_size (0 = all {len(val_idx)}) or use more data")
     if force and run_dir.exists() and not resume:
         shutil.rmtree(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
 
     # 3. seed everything, then construct (reference defect D3)
-    seed_everything(v["meta"]["seed"])
     if v["train"]["threads"]:
         torch.set_num_threads(v["train"]["threads"])
     device = pick_device(v["train"]["device"])
-    model = build_world_model(v, vocab_size=domain.vocab.size, pad_id=domain.vocab.pad_id,
-                              action_dim=domain.action_dim, resolve=host.resolve).to(device)
+    model = build_initial_world_model(v, vocab_size=domain.vocab.size, pad_id=domain.vocab.pad_id,
+                                      action_dim=domain.action_dim, resolve=host.resolve).to(device)
     optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=v["optim"]["lr"],
                                   weight_decay=v["optim"]["weight_decay"])
     sampler = torch.Generator().manual_seed(v["meta"]["seed"])
     use_bf16 = device.type == "cuda" and v["train"]["precision"] in ("auto", "bf16")
 
     # the fixed validation probe batch: the same rows whatever the training seed (defect D4)
-    probe_rows = np.sort(np.random.default_rng(VAL_BATCH_SEED).choice(
-        val_idx, size=min(v["eval"]["batch_size"], len(val_idx)), replace=False))
+    probe_rows = np.sort(np.random.default_rng(VAL_BATCH_SEED).choice(val_idx, size=probe_size, replace=False))
     probe = [torch.from_numpy(np.asarray(a[probe_rows])).to(device) for a in (data.before, data.after, data.actions)]
     probe[0], probe[1] = probe[0].long(), probe[1].long()
 
-    start_step, best_metric, best_loss, warned = 0, -math.inf, math.inf, set()
+    start_step, best_metric, best_loss, warned, stale = 0, -math.inf, math.inf, set(), 0
+    select, patience = v["train"]["select"], v["train"]["patience"]
     if resume_from is not None:
         model.load_state_dict(load_weights(resume_from))
         opt_state, rng, trainer = load_trainer_state(resume_from)
@@ -216,6 +219,7 @@ def train(recipe, *, out: Path | None = None, resume: bool = False, force: bool 
         best_metric = trainer["best_metric"] if trainer["best_metric"] is not None else -math.inf
         best_loss = trainer["best_loss"]
         warned = set(trainer.get("warned", []))
+        stale = int(trainer.get("probes_without_best", 0))
         _truncate_metrics(run_dir / "metrics.jsonl", start_step)
 
     components = {}
@@ -252,16 +256,19 @@ def train(recipe, *, out: Path | None = None, resume: bool = False, force: bool 
     def checkpoint(step: int, last_eval: dict, is_best: bool) -> None:
         meta = dict(domain_facts, recipe=v, metrics=last_eval, recipe_digest=recipe.digest())
         trainer = {"step": step, "best_metric": None if best_metric == -math.inf else best_metric,
-                   "best_loss": best_loss, "warned": sorted(warned), **_python_numpy_rng()}
+                   "best_loss": best_loss, "warned": sorted(warned), "probes_without_best": stale,
+                   **_python_numpy_rng()}
         save_checkpoint(run_dir, step=step, model=model, optimizer=optimizer, rng=_rng_tensors(sampler),
                         trainer=trainer, meta=meta)
-        update_index(run_dir, step=step, is_best=is_best, best_metric=last_eval.get("delta_cos"),
-                     keep=v["train"]["keep_checkpoints"])
+        update_index(run_dir, step=step, is_best=is_best,
+                     best_metric=criterion_value(last_eval, select) if is_best else None,
+                     criterion=select, keep=v["train"]["keep_checkpoints"])
 
     view = TrainingView(console=console, total=stop_at, start=start_step, live=live,
                         title=f"{v['meta']['name']} on {domain.name} -> {run_dir}")
     last_eval: dict = {}
     step = start_step
+    stopped_by_patience = False
     with view:
         for step in range(start_step + 1, stop_at + 1):
             # -- one optimisation step ------------------------------------------------------------
@@ -312,14 +319,24 @@ def train(recipe, *, out: Path | None = None, resume: bool = False, force: bool 
             is_best = False
             if step % v["train"]["eval_every"] == 0 or step == stop_at:
                 model.eval()
-                last_eval = probe_validation(model, *probe)
+                last_eval = probe_validation(model, *probe, chunk=v["eval"]["batch_size"])
                 log({"event": "eval", "step": step, **last_eval})
                 view.show_eval(step, last_eval)
-                if last_eval["delta_cos"] > best_metric:
-                    best_metric, is_best = last_eval["delta_cos"], True
-            if step % v["train"]["save_every"] == 0 or step == stop_at or is_best:
+                value = criterion_value(last_eval, select)
+                if value > best_metric:
+                    best_metric, is_best, stale = value, True, 0
+                else:
+                    stale += 1
+            patience_stop = bool(patience) and stale >= patience
+            if step % v["train"]["save_every"] == 0 or step == stop_at or is_best or patience_stop:
                 checkpoint(step, last_eval, is_best)
+            if patience_stop:
+                stopped_by_patience = True
+                view.warn(f"step {step}: {select} has not improved for {stale} probes (train.patience = "
+                          f"{patience}); stopping at the best checkpoint {read_index(run_dir).get('best')}")
+                log({"event": "early_stop", "step": step, "criterion": select, "probes_without_best": stale})
+                break
     metrics_file.close()
     index = read_index(run_dir)
-    return RunResult(run_dir=run_dir, step=step, stopped_early=stop_at < total_steps, last_eval=last_eval,
-                     warnings=warnings, best=index.get("best"))
+    return RunResult(run_dir=run_dir, step=step, stopped_early=stopped_by_patience or step < total_steps,
+                     last_eval=last_eval, warnings=warnings, best=index.get("best"))

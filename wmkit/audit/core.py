@@ -26,7 +26,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from wmkit import __version__, metrics
-from wmkit.audit import memorisation, verdict
+from wmkit.audit import baselines, memorisation, verdict
 from wmkit.errors import CheckpointError, DataError
 
 AUDIT_FORMAT = "wmkit-audit/1"
@@ -234,17 +234,41 @@ def encode(model, data, rows: np.ndarray, *, loops: bool, parts: frozenset = ALL
                    loops_after=[np.concatenate(x) for x in la] if la else None, seconds=seconds)
 
 
-def predict_with_actions(model, z_state: np.ndarray, actions: np.ndarray, chunk: int = 1024) -> np.ndarray:
-    """``model.predict_with(z_state, actions)`` in chunks, without gradients."""
+def predict_with_actions(model, z_state: np.ndarray, data, action_rows: np.ndarray,
+                         base: np.ndarray | None = None, chunk: int = ENCODE_CHUNK) -> np.ndarray:
+    """Predictions from ``z_state`` with the actions of prepared ``data`` rows ``action_rows`` (the
+    action vector and, for action encoders that read the edit, those rows' states), in chunks
+    without gradients. ``base`` is target(before) of the predicted rows, for models that start from it."""
     import torch
+
+    from wmkit.components import ActionInputs
 
     device = next(model.parameters()).device
     out = []
     with torch.no_grad():
         for start in range(0, len(z_state), chunk):
+            r = action_rows[start:start + chunk]
             z = torch.from_numpy(np.ascontiguousarray(z_state[start:start + chunk])).to(device)
-            a = torch.from_numpy(np.ascontiguousarray(actions[start:start + chunk], dtype=np.float32)).to(device)
-            out.append(_np(model.predict_with(z, a)))
+            inputs = ActionInputs(vector=torch.from_numpy(np.asarray(data.actions[r], dtype=np.float32)),
+                                  before=torch.from_numpy(np.asarray(data.before[r])).long(),
+                                  after=torch.from_numpy(np.asarray(data.after[r])).long()).to(device)
+            b = None if base is None else torch.from_numpy(np.ascontiguousarray(base[start:start + chunk])).to(device)
+            out.append(_np(model.predict_with(z, inputs, base=b)))
+    return np.concatenate(out)
+
+
+def encode_targets(model, data, rows: np.ndarray, *, after_only: bool = True, chunk: int = ENCODE_CHUNK) -> np.ndarray:
+    """The target encoder's readout of the after states of ``rows`` (``after_only=False``: before states)."""
+    import torch
+
+    device = next(model.parameters()).device
+    side = data.after if after_only else data.before
+    out = []
+    model.eval()
+    with torch.no_grad():
+        for start in range(0, len(rows), chunk):
+            tokens = torch.from_numpy(np.asarray(side[rows[start:start + chunk]])).long().to(device)
+            out.append(_np(model.encode(tokens, target=True).z))
     return np.concatenate(out)
 
 
@@ -507,6 +531,28 @@ def _check_data(lc, domain, prepared) -> None:
                               f"pass data of the checkpoint's domain")
 
 
+def _initial_model(lc, host):
+    """The checkpoint's model as its recipe and seed built it at step 0, without disturbing the caller's
+    random streams."""
+    import random
+
+    import torch
+
+    from wmkit.model import WorldModel, build_initial_world_model
+    from wmkit.plugins import get_host
+
+    if not isinstance(lc.model, WorldModel):
+        return None  # a model wmkit did not build has no recipe to rebuild it from
+    info = lc.info
+    py_state, np_state = random.getstate(), np.random.get_state()
+    with torch.random.fork_rng(devices=[]):
+        model = build_initial_world_model(lc.recipe, vocab_size=info["vocab_size"], pad_id=info["pad_id"],
+                                          action_dim=info["action_dim"], resolve=(host or get_host()).resolve)
+    random.setstate(py_state)
+    np.random.set_state(np_state)
+    return model.to(next(lc.model.parameters()).device).eval()
+
+
 def run_audit(checkpoint_path: str | Path, *, full_val: bool = False, val_size: int | None = None,
               geometry: bool = False, data: str | None = None, progress: bool = True, save: bool = True,
               console=None, host=None) -> dict:
@@ -538,7 +584,7 @@ def run_audit(checkpoint_path: str | Path, *, full_val: bool = False, val_size: 
                                      f"'validation' means that source's held-out split"})
     result = audit_model(lc.model, domain, prepared, full_val=full_val, val_size=val_size, geometry=geometry,
                          run_dir=lc.run_dir, header=header, notes=notes, progress=progress, console=console,
-                         started=t_start)
+                         started=t_start, initial_model=_initial_model(lc, host))
     if save and lc.run_dir is not None:
         try:
             result["saved_to"] = str(save_result(result, audit_path(lc.run_dir)))
@@ -551,12 +597,13 @@ def run_audit(checkpoint_path: str | Path, *, full_val: bool = False, val_size: 
 def audit_model(model, domain, prepared, *, full_val: bool = False, val_size: int | None = None,
                 geometry: bool = False, run_dir: str | Path | None = None, header: dict | None = None,
                 notes: Sequence[dict] = (), progress: bool = True, console=None,
-                started: float | None = None) -> dict:
+                started: float | None = None, initial_model=None) -> dict:
     """Audit a loaded ``model`` on prepared data (what :func:`run_audit` does after loading).
 
     ``domain`` supplies ``name``, ``vocab`` (``version``, ``pad_id``) and ``label_names``; ``prepared``
     the PreparedData API (``before``, ``after``, ``actions``, ``labels``, ``trajectory``, ``ids``,
     ``train_indices()``, ``val_indices()``). ``run_dir`` (optional) adds the training-log checks.
+    ``initial_model`` (the model as the recipe and seed built it, before any step) adds the target drift.
     """
     from wmkit.checkpoint import read_index
 
@@ -585,18 +632,27 @@ def audit_model(model, domain, prepared, *, full_val: bool = False, val_size: in
     with _progress(progress, console) as bar:
         enc = encode(model, prepared, val_rows, loops=geometry, progress=bar, label=f"validation ({n})",
                      parts=ALL_PARTS if geometry else frozenset({"target_before"}))
-        enc_train = (encode(model, prepared, train_rows, loops=False, parts=frozenset(), progress=bar,
-                            label=f"train sample ({len(train_rows)})") if len(train_rows) >= 2 else None)
+        enc_train = (encode(model, prepared, train_rows, loops=False, parts=frozenset({"target_before"}),
+                            progress=bar, label=f"train sample ({len(train_rows)})") if len(train_rows) >= 2 else None)
         actions = np.asarray(prepared.actions[val_rows], dtype=np.float32)
         perm = derangement(n)
         t0 = time.perf_counter()
-        shuffled = predict_with_actions(model, enc.predictor_input, actions[perm])
+        shuffled = predict_with_actions(model, enc.predictor_input, prepared, val_rows[perm],
+                                        base=enc.target_before if getattr(model, "starts_from_target", False) else None)
         shuffle_seconds = time.perf_counter() - t0
+        initial_targets = None
+        if initial_model is not None:
+            t0 = time.perf_counter()
+            initial_targets = encode_targets(initial_model, prepared, val_rows)
+            shuffle_seconds += time.perf_counter() - t0
 
     t_metrics = time.perf_counter()
     val = summary_metrics(online_before=enc.online_before, target_before=enc.target_before,
                           target_after=enc.target_after, pred=enc.pred, clock=clock)
     result.update(val)
+    result.update(_baselines(enc, enc_train, prepared, domain, clock))
+    if initial_targets is not None:
+        result["target_drift"] = baselines.target_drift(enc.target_after, initial_targets)
     result["knn_curve"] = knn_curve(enc.pred, enc.target_after, shuffled, clock)
     result["action_sensitivity"] = action_sensitivity(
         true={**val, "pred": enc.pred}, shuffled_pred=shuffled, target_after=enc.target_after,
@@ -646,6 +702,34 @@ def audit_model(model, domain, prepared, *, full_val: bool = False, val_size: in
                         "encoded_pairs": int(len(val_rows) + (len(train_rows) if enc_train else 0)
                                              + (result.get("geometry", {}).get("encoded_pairs") or 0))}
     return to_jsonable(result)
+
+
+def _baselines(enc: Encoded, enc_train: Encoded | None, prepared, domain, clock: _Clock) -> dict:
+    """Copy, online copy, the distractor gallery and the linear edit model, beside the model's numbers."""
+    from wmkit.edits import token_bags
+
+    out: dict[str, Any] = {}
+    if enc.target_before is None:
+        return out
+    t0 = time.perf_counter()
+    out.update(baselines.copy_baselines(pred=enc.pred, online_before=enc.online_before,
+                                        target_before=enc.target_before, target_after=enc.target_after, ks=KNN_KS))
+    out["distractor_gallery"] = baselines.distractor_gallery(enc.pred, enc.target_before, enc.target_after)
+    if enc_train is not None and enc_train.target_before is not None and len(enc_train.rows) >= MIN_VAL_SIZE:
+        vocab = domain.vocab
+
+        def bags(rows):
+            return token_bags(np.asarray(prepared.before[rows]), np.asarray(prepared.after[rows]),
+                              vocab.pad_id, vocab.size)
+
+        linear = baselines.linear_edit_baseline(
+            train_features=bags(enc_train.rows), train_target_before=enc_train.target_before,
+            train_target_after=enc_train.target_after, features=bags(enc.rows), target_before=enc.target_before,
+            target_after=enc.target_after, pred=enc.pred, ks=KNN_KS)
+        linear.pop("linear_prediction")
+        out.update(linear)
+    clock.search += time.perf_counter() - t0
+    return out
 
 
 def _geometry(model, prepared, domain, enc: Encoded, train_idx: np.ndarray, progress: bool, console) -> dict:

@@ -2,8 +2,9 @@
 
 Each rule is a named constant with its own docstring, so a verdict can always be traced to a number
 and a threshold. The rules are checked in the order of :data:`VERDICT_ORDER`; the first that fires
-is the headline and every rule that fires is listed with its reason. "healthy" only means that no
-rule fired: it is not a claim that the model is good (read the KNN lines for that).
+is the headline and every rule that fires is listed with its reason. "healthy" is said only when no
+rule fired *and* the model beats both trivial world models it stands beside: copy ("nothing
+changes") and a linear model of the edit. Without those baselines the verdict is "unverified".
 """
 
 from __future__ import annotations
@@ -46,11 +47,24 @@ NOT_DISCRIMINATIVE_OVER_RANDOM = 2.0
 """Not discriminative if KNN@5 of prediction → target is below this many times its random baseline
 k/N: predictions retrieve their own target little better than chance."""
 
-VERDICT_ORDER = ("collapsed readout", "collapsed predictor", "not discriminative", "ignores action",
-                 "memorising")
+BEATS_COPY_MIN_RATE = 0.5
+"""No better than copy if the prediction is closer to target(after) than target(before) is on fewer
+than this share of pairs (``beats_copy``), or if its KNN@1 is below copy's KNN@1 over the same
+gallery: predicting "nothing changes" would do as well."""
+
+NO_BETTER_THAN_COPY = "no better than copy"
+NO_BETTER_THAN_LINEAR = "no better than a linear model of the edit"
+"""... if the prediction's KNN@1 is below the KNN@1 of a ridge regression from the bag of tokens the
+edit removed and added to target(after) − target(before), fit on training pairs only."""
+
+VERDICT_ORDER = ("collapsed readout", "collapsed predictor", NO_BETTER_THAN_COPY, NO_BETTER_THAN_LINEAR,
+                 "not discriminative", "ignores action", "memorising")
 """Headline precedence: a collapsed readout explains everything after it, and so on."""
 
 HEALTHY = "healthy"
+UNVERIFIED = "unverified"
+"""Said instead of healthy when no rule fired but the copy or linear-edit baseline could not be
+computed, so the model was never compared with them."""
 
 
 def _finite(x) -> bool:
@@ -95,6 +109,20 @@ def judge(result: dict) -> dict:
     if pred_reasons:
         fired["collapsed predictor"] = "; ".join(pred_reasons)
 
+    knn1 = result.get("knn_at_1")
+    copy1 = (result.get("copy_knn_at_k") or {}).get("1")
+    beats = (result.get("beats_copy") or {}).get("rate")
+    copy_reasons = []
+    if _finite(knn1) and _finite(copy1) and knn1 < copy1:
+        copy_reasons.append(f"KNN@1 {knn1:.4f} < copy's {copy1:.4f}")
+    if _finite(beats) and beats < BEATS_COPY_MIN_RATE:
+        copy_reasons.append(f"closer to target(after) than copy on {beats:.1%} of pairs < {BEATS_COPY_MIN_RATE:.0%}")
+    if copy_reasons:
+        fired[NO_BETTER_THAN_COPY] = "; ".join(copy_reasons)
+    linear1 = (result.get("linear_edit_knn_at_k") or {}).get("1")
+    if _finite(knn1) and _finite(linear1) and knn1 < linear1:
+        fired[NO_BETTER_THAN_LINEAR] = f"KNN@1 {knn1:.4f} < the linear edit model's {linear1:.4f}"
+
     knn5, rnd5 = result.get("knn_at_5"), result.get("random_knn_at_5")
     if _finite(knn5) and _finite(rnd5) and rnd5 < 1.0 and knn5 < NOT_DISCRIMINATIVE_OVER_RANDOM * rnd5:
         fired["not discriminative"] = (f"KNN@5 {knn5:.4f} < {NOT_DISCRIMINATIVE_OVER_RANDOM:g} x random "
@@ -116,9 +144,17 @@ def judge(result: dict) -> dict:
                                f"(step {trend.get('peak_step')}) while the training loss kept falling")
 
     verdicts = [v for v in VERDICT_ORDER if v in fired]
-    return {"verdict": verdicts[0] if verdicts else HEALTHY, "verdicts": verdicts or [HEALTHY],
-            "reasons": [f"{v}: {fired[v]}" for v in verdicts] or
-                       ["no rule fired (see docs/audit.md for the thresholds)"]}
+    if verdicts:
+        return {"verdict": verdicts[0], "verdicts": verdicts, "reasons": [f"{v}: {fired[v]}" for v in verdicts]}
+    missing = [name for name, value in (("copy", copy1), ("beats_copy", beats), ("linear edit model", linear1))
+               if not _finite(value)]
+    if missing:
+        return {"verdict": UNVERIFIED, "verdicts": [UNVERIFIED],
+                "reasons": [f"no rule fired, but the model was not compared with {', '.join(missing)}: healthy is "
+                            f"said only of a model that beats copy and the linear edit model"]}
+    return {"verdict": HEALTHY, "verdicts": [HEALTHY],
+            "reasons": [f"no rule fired, and KNN@1 {knn1:.4f} beats copy's {copy1:.4f} and the linear edit "
+                        f"model's {linear1:.4f} (see docs/audit.md for the thresholds)"]}
 
 
 def ignores_action(true_knn5: float, shuffled_knn5: float, random_knn5: float) -> bool | None:

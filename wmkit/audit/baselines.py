@@ -1,0 +1,140 @@
+"""The trivial world models every audited number stands beside.
+
+- **copy** ("nothing changes"): target(before) as the prediction of target(after); **online copy**:
+  online(before) as that prediction. Their KNN@k over the same gallery, and the share of pairs on
+  which the model's prediction is closer to target(after) than copy is (:func:`beats_copy`).
+- a **distractor gallery**: each pair's own target(before) joins the gallery of targets, and the
+  audit counts whether a prediction's nearest neighbour is its own after, its own before, or another
+  pair's state (:func:`distractor_gallery`).
+- a **linear model of the edit** (:func:`linear_edit_baseline`): ridge regression, fit on training
+  pairs only, from the bag of tokens each edit removed and added (:func:`wmkit.edits.token_bags`) to
+  target(after) − target(before); its prediction is target(before) plus that change.
+- **target drift** (:func:`target_drift`): how far the EMA target has moved from its initialisation,
+  so a user sees when the target is still a random network.
+
+Every function takes float32 NumPy arrays ``[N, D]`` and returns a JSON-ready dict.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Sequence
+
+import numpy as np
+
+from wmkit import metrics
+
+#: ridge penalties tried on an inner split of the training pairs (never the audited pairs)
+RIDGE_ALPHAS = (0.1, 1.0, 10.0, 100.0, 1000.0)
+#: share of the training pairs held out to choose the penalty
+RIDGE_INNER_VAL = 0.2
+RIDGE_SEED = 0
+#: a 95% Wilson interval
+WILSON_Z = 1.959964
+
+
+def wilson_interval(successes: int, n: int, z: float = WILSON_Z) -> tuple[float, float]:
+    """The Wilson score interval of a binomial proportion (95% by default)."""
+    if n <= 0:
+        return float("nan"), float("nan")
+    p = successes / n
+    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
+    return max(0.0, centre - half), min(1.0, centre + half)
+
+
+def beats_copy(pred: np.ndarray, target_before: np.ndarray, target_after: np.ndarray) -> dict:
+    """Share of pairs with cos(ẑ, target(after)) > cos(target(before), target(after)), with its
+    95% Wilson interval. Pairs whose two targets are identical cannot be beaten and count as losses."""
+    wins = metrics.row_cosines(pred, target_after) > metrics.row_cosines(target_before, target_after)
+    n, k = int(wins.size), int(wins.sum())
+    low, high = wilson_interval(k, n)
+    return {"rate": k / n if n else float("nan"), "wins": k, "n": n, "low": low, "high": high}
+
+
+def knn_at(queries: np.ndarray, gallery: np.ndarray, ks: Sequence[int]) -> dict[str, float]:
+    """``{"1": KNN@1, ...}``: query i's own gallery row i among its k nearest (cosine)."""
+    acc = metrics.knn_accuracy(queries, gallery, ks)
+    return {str(k): float(acc[k]) for k in ks}
+
+
+def copy_baselines(*, pred: np.ndarray, online_before: np.ndarray, target_before: np.ndarray,
+                   target_after: np.ndarray, ks: Sequence[int]) -> dict:
+    """KNN@k of copy and online copy over the targets, the model's ratios to copy, ``beats_copy``."""
+    copy = knn_at(target_before, target_after, ks)
+    online = knn_at(online_before, target_after, ks)
+    model = knn_at(pred, target_after, ks)
+    ratio = {k: (model[k] / copy[k] if copy[k] > 0 else float("nan")) for k in copy}
+    return {"copy_knn_at_k": copy, "online_copy_knn_at_k": online, "knn_ratio_to_copy": ratio,
+            "beats_copy": beats_copy(pred, target_before, target_after)}
+
+
+def distractor_gallery(pred: np.ndarray, target_before: np.ndarray, target_after: np.ndarray) -> dict:
+    """Gallery = every target(after) and every target(before). For each prediction, where its nearest
+    neighbour is: its own after (right), its own before (it predicted "nothing changes"), or another
+    pair's state. Copy itself always lands on its own before, so this separates prediction from copying."""
+    n = len(target_after)
+    gallery = np.concatenate([target_after, target_before])
+    ranks = metrics.nearest_indices(pred, gallery, 1)[:, 0]
+    rows = np.arange(n)
+    own_after = float(np.mean(ranks == rows))
+    own_before = float(np.mean(ranks == rows + n))
+    return {"gallery_size": int(2 * n), "nearest_own_after": own_after, "nearest_own_before": own_before,
+            "nearest_other": 1.0 - own_after - own_before}
+
+
+def _ridge(x: np.ndarray, y: np.ndarray, alpha: float) -> tuple[np.ndarray, np.ndarray]:
+    """Weights and bias minimising ‖(x − x̄)W − (y − ȳ)‖² + alpha‖W‖² (the bias is not penalised)."""
+    mx, my = x.mean(0), y.mean(0)
+    xc, yc = x - mx, y - my
+    gram = xc.T @ xc
+    gram[np.diag_indices_from(gram)] += alpha
+    w = np.linalg.solve(gram, xc.T @ yc)
+    return w, my - mx @ w
+
+
+def fit_linear_edit(features: np.ndarray, target_before: np.ndarray, target_after: np.ndarray,
+                    alphas: Sequence[float] = RIDGE_ALPHAS) -> dict:
+    """Ridge from edit features to target(after) − target(before), on training pairs only: the penalty
+    is chosen by mean squared error on an inner hold-out of those pairs, then refit on all of them."""
+    x = np.asarray(features, dtype=np.float64)
+    y = np.asarray(target_after, dtype=np.float64) - np.asarray(target_before, dtype=np.float64)
+    n = len(x)
+    order = np.random.default_rng(RIDGE_SEED).permutation(n)
+    n_val = max(1, int(round(RIDGE_INNER_VAL * n))) if n >= 5 else 0
+    scores = {}
+    if n_val:
+        inner_val, inner_fit = order[:n_val], order[n_val:]
+        for alpha in alphas:
+            w, b = _ridge(x[inner_fit], y[inner_fit], alpha)
+            scores[alpha] = float(np.mean((x[inner_val] @ w + b - y[inner_val]) ** 2))
+        alpha = min(scores, key=scores.get)
+    else:
+        alpha = alphas[len(alphas) // 2]
+    w, b = _ridge(x, y, alpha)
+    return {"weights": w, "bias": b, "alpha": float(alpha), "fit_pairs": int(n),
+            "inner_mse": {str(a): s for a, s in scores.items()}}
+
+
+def linear_edit_baseline(*, train_features: np.ndarray, train_target_before: np.ndarray,
+                         train_target_after: np.ndarray, features: np.ndarray, target_before: np.ndarray,
+                         target_after: np.ndarray, pred: np.ndarray, ks: Sequence[int]) -> dict:
+    """The linear edit model fit on training pairs, evaluated on the audited pairs: its KNN@k,
+    ``beats_copy``, and how often the model's prediction is closer to target(after) than it is."""
+    fit = fit_linear_edit(train_features, train_target_before, train_target_after)
+    linear = (np.asarray(target_before, dtype=np.float64) + np.asarray(features, dtype=np.float64) @ fit["weights"]
+              + fit["bias"]).astype(np.float32)
+    model_wins = metrics.row_cosines(pred, target_after) > metrics.row_cosines(linear, target_after)
+    return {"linear_edit_knn_at_k": knn_at(linear, target_after, ks),
+            "linear_edit": {"beats_copy": beats_copy(linear, target_before, target_after),
+                            "alpha": fit["alpha"], "fit_pairs": fit["fit_pairs"], "features": int(features.shape[1]),
+                            "model_closer_rate": float(np.mean(model_wins))},
+            "linear_prediction": linear}
+
+
+def target_drift(current: np.ndarray, initial: np.ndarray) -> dict:
+    """Mean (and 10th percentile of) cos(today's target(x), the initial target(x)) over the audited
+    states. Near 1: the target is still the random network it started as."""
+    cos = metrics.row_cosines(current, initial)
+    return {"mean_cos_to_initial": float(np.mean(cos)), "p10_cos_to_initial": float(np.quantile(cos, 0.1)),
+            "states": int(cos.size)}

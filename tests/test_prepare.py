@@ -347,3 +347,19 @@ def test_pairs_with_no_token_change_are_dropped_and_counted(tmp_path):
     assert kept.meta["counts"]["kept"] == 3 and "no_token_change" not in kept.meta["counts"]["dropped"]
     assert kept.meta["truncation"]["in_arrays"] == 1  # identical, though not because of the cut
     assert kept.meta["cache_key"] != default.meta["cache_key"]
+
+
+def test_holdout_repos_are_split_off_whole(tmp_path):
+    rows = [row(i, "a b c", "a bb ccc " + "d" * (i % 7 + 1), repos=("held/out" if i % 3 == 0 else "o/r"))
+            for i in range(30)]
+    source = write(tmp_path / "r.jsonl", rows)
+    data = run(tmp_path, source, min_changed_tokens=0, holdout_repos=("held/out",))
+    held = data.holdout_indices()
+    assert len(held) == 10 and data.meta["counts"]["holdout"] == 10
+    assert set(held).isdisjoint(data.train_indices()) and set(held).isdisjoint(data.val_indices())
+    assert data.meta["counts"]["train"] + data.meta["counts"]["val"] == 20
+    assert all(data.texts(int(i)) for i in held)  # texts kept for held-out rows (retrieval baselines)
+    plain = run(tmp_path, source, min_changed_tokens=0)
+    assert plain.meta["cache_key"] != data.meta["cache_key"] and len(plain.holdout_indices()) == 0
+    with pytest.raises(DataError, match=r"data.holdout_repos: no/such not among the repositories of .* \(2: held/out, o/r\)"):
+        run(tmp_path, source, min_changed_tokens=0, holdout_repos=("no/such",))

@@ -256,10 +256,12 @@ def _print_summary(result) -> None:
     how = "stopped early" if result.stopped_early else "finished"
     console.print(f"[bold green]{how}[/] at step {result.step}: run in {result.run_dir}")
     if ev:
-        console.print(f"  val probe (gallery N={ev['gallery_size']}): cos {ev['cos']:.3f}, delta cos "
-                      f"{ev['delta_cos']:.3f}, lift {ev['lift']:+.3f} over copy {ev['copy_cos']:.3f}; "
-                      f"KNN@1 {ev['knn_at_1']:.3f} vs random {ev['random_knn_at_1']:.3f}, KNN@5 "
-                      f"{ev['knn_at_5']:.3f} vs random {ev['random_knn_at_5']:.3f}; erank online/target/pred "
+        console.print(f"  val probe (gallery N={ev['gallery_size']}): KNN@1 {ev['knn_at_1']:.3f} vs copy "
+                      f"{ev['copy_knn_at_1']:.3f} and random {ev['random_knn_at_1']:.3f}; KNN@5 {ev['knn_at_5']:.3f} "
+                      f"vs copy {ev['copy_knn_at_5']:.3f} and random {ev['random_knn_at_5']:.3f}; closer than copy "
+                      f"on {100 * ev['beats_copy']:.1f}% of pairs")
+        console.print(f"  cos {ev['cos']:.3f}, delta cos {ev['delta_cos']:.3f}, lift {ev['lift']:+.3f} over copy_cos "
+                      f"{ev['copy_cos']:.3f}; erank online/target/pred "
                       f"{ev['erank_online']:.1f}/{ev['erank_target']:.1f}/{ev['erank_pred']:.1f}")
     console.print(f"  best checkpoint: {result.best}; next: wmkit audit {result.run_dir} --full-val")
     for w in result.warnings:
@@ -277,16 +279,18 @@ def _print_summary(result) -> None:
 @click.option("--val-size", type=click.IntRange(min=2), default=None, metavar="N", help="Audit over N validation pairs.")
 @click.option("--geometry", is_flag=True, help="Add the geometry probes (paper Appendix C).")
 @click.option("--data", default=None, metavar="SOURCE", help="Data source (default: the one the checkpoint recorded).")
+@click.option("--split", type=click.Choice(["val", "holdout"]), default="val", show_default=True,
+              help="Audit the validation split, or the repositories the recipe held out (data.holdout_repos).")
 @click.option("--json", "json_out", type=click.Path(path_type=Path), default=None, help="Write the results as JSON.")
 @click.option("--html", "html_out", type=click.Path(path_type=Path), default=None,
               help="Write a self-contained HTML report with plots.")
 @reports_errors
-def audit(checkpoint, full_val, val_size, geometry, data, json_out, html_out):
+def audit(checkpoint, full_val, val_size, geometry, data, split, json_out, html_out):
     """Audit CKPT (a run directory: its best checkpoint, else latest; or one checkpoint directory)."""
     from wmkit.audit import render_report, run_audit, save_result, write_html
 
     result = run_audit(checkpoint, full_val=full_val, val_size=val_size, geometry=geometry, data=data,
-                       host=_host(), console=_console(stderr=True))
+                       host=_host(), console=_console(stderr=True), split=split)
     render_report(result, _console())
     if json_out:
         save_result(result, json_out)

@@ -29,6 +29,9 @@ shared CommitPackFT-style data sets were split with. Ids are these row ids (``#2
 to exact repeats, which share their first occurrence's side). A split column that marks every row
 ``train`` (a training file passed alone) holds out ``val_percent`` of its rows by the same rule under
 the salt ``holdout:`` instead, since such data was usually split with the ``split:`` rule already.
+Rows of the repositories named in ``holdout_repos`` (their ``repos`` column) get split 2,
+``holdout``: neither trained on nor used by the training probe, so a claim of quality can be
+audited on repositories no training or tuning touched (``wmkit audit --split holdout``).
 
 Rows of one file form a trajectory while consecutive kept rows share ``(repos, new_file)`` and the
 previous row's ``new_contents`` equals this row's ``old_contents`` (compared by hash).
@@ -159,6 +162,9 @@ def fit_window(before, after, max_len: int, window: str, pad_id: int) -> tuple[n
 
 
 # -- split --------------------------------------------------------------------------------------
+#: the split value of rows of the held-out repositories
+HOLDOUT = 2
+
 def hash_split(key: str, val_percent: int, salt: str = "split:") -> int:
     """1 (val) if ``int(sha256(salt + key)[:8], 16) % 100 < val_percent`` else 0 (train)."""
     return int(int(hashlib.sha256((salt + key).encode()).hexdigest()[:8], 16) % 100 < val_percent)
@@ -324,6 +330,10 @@ class PreparedData:
     def val_indices(self) -> np.ndarray:
         return np.flatnonzero(np.asarray(self.split) == 1).astype(np.int64)
 
+    def holdout_indices(self) -> np.ndarray:
+        """Rows of the held-out repositories (``data.holdout_repos``)."""
+        return np.flatnonzero(np.asarray(self.split) == HOLDOUT).astype(np.int64)
+
     def texts(self, i: int) -> tuple[str, str]:
         """``(before, after)`` raw texts of validation row ``i`` (only validation rows keep texts)."""
         if self._text_pos is None:
@@ -370,9 +380,11 @@ def cache_root(cache_dir: str | Path | None = None) -> Path:
 
 
 def cache_key(domain_fingerprint: str, source_fp: str, *, max_len: int, window: str, max_chars: int,
-              min_changed_tokens: int, val_percent: int, limit: int, keep_unchanged: bool = False) -> str:
+              min_changed_tokens: int, val_percent: int, limit: int, keep_unchanged: bool = False,
+              holdout_repos: tuple = ()) -> str:
     payload = json.dumps([FORMAT_VERSION, domain_fingerprint, source_fp, max_len, window, max_chars,
-                          min_changed_tokens, val_percent, limit] + ([True] if keep_unchanged else []))
+                          min_changed_tokens, val_percent, limit] + ([True] if keep_unchanged else [])
+                         + ([sorted(holdout_repos)] if holdout_repos else []))
     return hashlib.sha256(payload.encode()).hexdigest()
 
 
@@ -398,6 +410,7 @@ class _Collector:
         self.splits: list[tuple] = []  # _split_candidates per kept row
         self.split: list[int] = []  # final, set by finish()
         self.keys: list[tuple[str, str]] = []  # (commit key, new_file)
+        self.repos: list[str] = []
         self.ids: list[str] = []
         self.trajectory: list[int] = []
         self.texts: list[tuple[int, str, str]] = []
@@ -458,11 +471,12 @@ class _Collector:
         self.trajectory.append(traj)
         self.splits.append(splits)
         self.keys.append((key, new_file))
+        self.repos.append(repos)
         self.identical += int(identical)
         self.kept += 1
 
-    def finish(self) -> None:
-        """Fix row ids and splits now that every kept row is known; keep validation texts only."""
+    def finish(self, holdout_repos: frozenset = frozenset()) -> None:
+        """Fix row ids and splits now that every kept row is known; keep validation and hold-out texts only."""
         per_commit = Counter(key for key, _ in self.keys)
         self.ids = _unique_ids(self.keys, per_commit)
         # A split column that marks every row "train" (e.g. only train.jsonl.zst was passed) would
@@ -473,7 +487,9 @@ class _Collector:
             self.split_rule = f"hash '{HOLDOUT_SALT}' (the split column has no validation rows)"
         self.split = [fixed if fixed is not None else (by_commit if per_commit[key] == 1 else by_file)
                       for (fixed, by_commit, by_file, *_), (key, _) in zip(self.splits, self.keys)]
-        self.texts = [t for t in self.texts if self.split[t[0]] == 1]
+        if holdout_repos:
+            self.split = [HOLDOUT if repo in holdout_repos else split for split, repo in zip(self.split, self.repos)]
+        self.texts = [t for t in self.texts if self.split[t[0]] in (1, HOLDOUT)]
 
 
 def _unique_ids(keys: list[tuple[str, str]], per_commit: Counter) -> list[str]:
@@ -534,7 +550,7 @@ def _default_workers() -> int:
 
 def prepare(domain, source: str, *, max_len: int, window: str = "head", max_chars: int = 40000,
             min_changed_tokens: int = 5, val_percent: int = 10, limit: int = 0, keep_unchanged: bool = False,
-            cache_dir: str | Path | None = None, progress: bool = True, workers: int | None = None) -> PreparedData:
+            holdout_repos: tuple = (), cache_dir: str | Path | None = None, progress: bool = True, workers: int | None = None) -> PreparedData:
     """Prepared (cached) data of ``source`` for ``domain``; see the module docstring.
 
     ``workers`` = tokenizing processes (default: the CPUs this process may use; 1 = in-process).
@@ -553,7 +569,7 @@ def prepare(domain, source: str, *, max_len: int, window: str = "head", max_char
     fingerprint = domain.fingerprint()
     key = cache_key(fingerprint, source_fp, max_len=max_len, window=window, max_chars=max_chars,
                     min_changed_tokens=min_changed_tokens, val_percent=val_percent, limit=limit,
-                    keep_unchanged=keep_unchanged)
+                    keep_unchanged=keep_unchanged, holdout_repos=tuple(holdout_repos))
     root = cache_root(cache_dir) / "prepared" / _safe_name(domain.name)
     final = root / key
     if (final / "meta.json").is_file():
@@ -567,8 +583,9 @@ def prepare(domain, source: str, *, max_len: int, window: str = "head", max_char
     try:
         _build(domain, source, tmp, max_len=max_len, window=window, max_chars=max_chars,
                       min_changed_tokens=min_changed_tokens, val_percent=val_percent, limit=limit,
-                      keep_unchanged=keep_unchanged, progress=progress, workers=workers,
-                      meta_base={"source_fingerprint": source_fp, "fingerprint": fingerprint, "cache_key": key})
+                      keep_unchanged=keep_unchanged, holdout_repos=frozenset(holdout_repos), progress=progress, workers=workers,
+                      meta_base={"source_fingerprint": source_fp, "fingerprint": fingerprint, "cache_key": key,
+                                 "holdout_repos": sorted(holdout_repos)})
         try:
             os.rename(tmp, final)
         except OSError:
@@ -599,8 +616,8 @@ def _discard(path: Path, root: Path) -> None:
 
 
 def _build(domain, source: str, out: Path, *, max_len: int, window: str, max_chars: int, min_changed_tokens: int,
-           val_percent: int, limit: int, keep_unchanged: bool, progress: bool, workers: int | None,
-           meta_base: dict) -> dict:
+           val_percent: int, limit: int, keep_unchanged: bool, holdout_repos: frozenset, progress: bool,
+           workers: int | None, meta_base: dict) -> dict:
     t0 = time.perf_counter()
     label_names = tuple(domain.label_names)
     vocab = domain.vocab
@@ -655,8 +672,9 @@ def _build(domain, source: str, out: Path, *, max_len: int, window: str, max_cha
                 splits = _split_candidates(row, split_key, new_file, val_percent, source)
                 entries.append(len(chunk))
                 chunk.append(row)
-                chunk_meta.append((split_key, new_file, str(row.get("repos") or ""), splits,
-                                   (old, new) if 1 in splits else None))
+                repo = str(row.get("repos") or "")
+                chunk_meta.append((split_key, new_file, repo, splits,
+                                   (old, new) if 1 in splits or repo in holdout_repos else None))
                 if len(chunk) >= CHUNK_ROWS:
                     flush(final=False)
                     drain(max_in_flight)
@@ -676,8 +694,14 @@ def _build(domain, source: str, out: Path, *, max_len: int, window: str, max_cha
             pool.join()
         if bar is not None:
             bar.close()
-    collector.finish()
+    collector.finish(holdout_repos)
     counts = _counts(collector)
+    missing = sorted(set(holdout_repos) - set(collector.repos))
+    if missing:
+        present = sorted(set(collector.repos))
+        raise DataError(f"data.holdout_repos: {', '.join(missing)} not among the repositories of {source} "
+                        f"({len(present)}: {', '.join(present[:12])}{', ...' if len(present) > 12 else ''}); "
+                        f"name repositories exactly as its repos column does")
     if collector.kept == 0:
         bar.close()
         dropped = ", ".join(f"{k}={v}" for k, v in sorted(counts["dropped"].items())) or "none"
@@ -687,7 +711,8 @@ def _build(domain, source: str, out: Path, *, max_len: int, window: str, max_cha
     meta = _write(out, domain, source, collector, counts, settings, max_chars=max_chars, val_percent=val_percent,
                   limit=limit, workers=workers, seconds=time.perf_counter() - t0, meta_base=meta_base)
     dropped = ", ".join(f"{k} {v}" for k, v in sorted(counts["dropped"].items())) or "none"
-    bar.close(f"prepared {counts['kept']} {domain.name} transitions ({counts['train']} train / {counts['val']} val) "
+    held = f" / {counts['holdout']} held-out repositories" if counts["holdout"] else ""
+    bar.close(f"prepared {counts['kept']} {domain.name} transitions ({counts['train']} train / {counts['val']} val{held}) "
               f"from {source} in {meta['seconds']:.1f}s; read {counts['rows_read']}, dropped: {dropped}; "
               f"split by {counts['split_rule']}")
     return meta
@@ -704,8 +729,8 @@ class _Done:
 
 
 def _counts(c: _Collector) -> dict:
-    val = sum(c.split)
-    return {"rows_read": c.rows_read, "kept": c.kept, "train": c.kept - val, "val": val,
+    sides = Counter(c.split)
+    return {"rows_read": c.rows_read, "kept": c.kept, "train": sides[0], "val": sides[1], "holdout": sides[HOLDOUT],
             "split_rule": getattr(c, "split_rule", "hash"), "dropped": dict(sorted(c.dropped.items()))}
 
 
@@ -742,6 +767,7 @@ def _write(out: Path, domain, source: str, c: _Collector, counts: dict, s: _Sett
         "label_names": list(s.label_names), "label_classes": {k: list(v) for k, v in domain.label_names.items()},
         "max_len": s.max_len, "window": s.window, "max_chars": max_chars, "min_changed_tokens": s.min_changed_tokens,
         "val_percent": val_percent, "limit": limit, "keep_unchanged": s.keep_unchanged,
+
         "counts": counts,
         "truncation": _truncation_report(c),
         "trajectories": int(max(c.trajectory) + 1) if c.trajectory else 0,

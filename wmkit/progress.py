@@ -58,11 +58,11 @@ class TrainingView:
 
     def show_eval(self, step: int, metrics: dict) -> None:
         n = metrics.get("gallery_size", 0)
-        line = (f"eval step {step}: cos {metrics['cos']:.3f}  delta_cos {metrics['delta_cos']:.3f}  "
-                f"lift {metrics['lift']:+.3f} (copy_cos {metrics['copy_cos']:.3f})  "
-                f"erank on/tgt/pred {metrics['erank_online']:.1f}/{metrics['erank_target']:.1f}/"
-                f"{metrics['erank_pred']:.1f}  KNN@1 {metrics['knn_at_1']:.3f} (random {metrics['random_knn_at_1']:.3f})"
-                f"  KNN@5 {metrics['knn_at_5']:.3f} (random {metrics['random_knn_at_5']:.3f})  gallery N={n}")
+        line = (f"eval step {step}: KNN@1 {metrics['knn_at_1']:.3f} (copy {metrics['copy_knn_at_1']:.3f}, random "
+                f"{metrics['random_knn_at_1']:.3f})  KNN@5 {metrics['knn_at_5']:.3f} (copy {metrics['copy_knn_at_5']:.3f})  "
+                f"beats copy {100 * metrics['beats_copy']:.1f}%  cos {metrics['cos']:.3f}  delta_cos "
+                f"{metrics['delta_cos']:.3f}  erank on/tgt/pred {metrics['erank_online']:.1f}/"
+                f"{metrics['erank_target']:.1f}/{metrics['erank_pred']:.1f}  gallery N={n}")
         if self.progress is not None:
             self.progress.console.print(line)
         else:

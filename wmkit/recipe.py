@@ -52,6 +52,8 @@ CORE_SCHEMA: dict = {
         "val_percent": Field(int, 10, "share of rows (by commit hash) held out when the data has no split "
                              "column", minimum=1, maximum=90),
         "limit": Field(int, 0, "keep at most this many rows (0 = all)", minimum=0),
+        "holdout_repos": Field(list, [], "repositories (the repos column) held out whole: neither trained on nor "
+                               "probed; audit them with wmkit audit --split holdout", item=str),
         "keep_unchanged": Field(bool, False, "keep pairs whose token sequences are identical after the cut to "
                                 "max_len (comment- or docstring-only edits, edits beyond the window); "
                                 "by default they are dropped as no_token_change"),

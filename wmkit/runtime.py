@@ -24,6 +24,22 @@ def make_domain(recipe, host=None):
     return host.domain(data["domain"], options)
 
 
+def check_action_inputs(recipe, domain_class, host) -> None:
+    """Refuse an action encoder that reads inputs the domain does not offer
+    (:attr:`wmkit.domain.Domain.action_inputs`), before any data is prepared or written."""
+    name = _values(recipe)["model"]["action"]["name"]
+    component = host.get("action_encoder", name)
+    wanted = tuple(component.info.get("inputs") or getattr(component.load(), "inputs", ("vector",)))
+    offered = tuple(getattr(domain_class, "action_inputs", ("vector",)))
+    missing = [i for i in wanted if i not in offered]
+    if missing:
+        usable = [n for n in host.names("action_encoder")
+                  if all(i in offered for i in host.get("action_encoder", n).info.get("inputs", ("vector",)))]
+        raise RecipeError(f"model.action.name: action encoder {name!r} reads {', '.join(missing)}, which domain "
+                          f"{getattr(domain_class, 'name', '?')!r} does not offer (it offers {', '.join(offered)}); "
+                          f"choices: {', '.join(usable) or 'none'}")
+
+
 def resolve_source(recipe, domain, source: str | None = None) -> str:
     """The data source to read: ``source`` (``--data``), else the recipe's; ``default`` -> the domain's."""
     chosen = source or _values(recipe)["data"]["source"]
@@ -44,6 +60,7 @@ def load_data(recipe, *, source: str | None = None, host=None, progress: bool = 
                        window=data["window"], max_chars=data["max_chars"],
                        min_changed_tokens=data["min_changed_tokens"], val_percent=data["val_percent"],
                        keep_unchanged=bool(data.get("keep_unchanged", False)),
+                       holdout_repos=tuple(data.get("holdout_repos", ())),
                        limit=data["limit"], cache_dir=cache_dir, progress=progress)
     return domain, prepared
 

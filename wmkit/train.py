@@ -28,7 +28,7 @@ from wmkit.checkpoint import (load_trainer_state, load_weights, read_index, reso
 from wmkit.errors import RecipeError, RunError, WmkitError
 from wmkit.evaluation import criterion_value, probe_validation
 from wmkit.model import build_initial_world_model
-from wmkit.runtime import load_data, pick_device, resolve_source
+from wmkit.runtime import check_action_inputs, load_data, pick_device, resolve_source
 
 #: reference §5 warnings
 MEMORISATION_DELTA_COS = 0.999
@@ -172,6 +172,7 @@ def train(recipe, *, out: Path | None = None, resume: bool = False, force: bool 
 
     # 1. where the run goes, and what it resumes from (refuses before touching anything)
     run_dir, resume_from = prepare_run_dir(recipe, out, resume=resume, force=force)
+    check_action_inputs(recipe, host.resolve("domain", v["data"]["domain"]), host)
 
     # 2. data (cached); any data error stops us before the run directory is written
     domain, data = load_data(recipe, source=data_source, host=host, progress=True)

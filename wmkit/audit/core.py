@@ -47,6 +47,8 @@ GEOMETRY_TRAJECTORY_ROWS = 2000
 """At most this many rows (whole trajectories of 2+ edits; and at most the audit's N) feed the
 trajectory probes."""
 AUDIT_FILE = "audit.json"
+#: which rows an audit measures: the validation split, or the held-out repositories
+AUDIT_SPLITS = ("val", "holdout")
 
 #: one line per reported metric: what exactly it is (defect D9: name every form)
 METRIC_NAMES = {
@@ -555,7 +557,7 @@ def _initial_model(lc, host):
 
 def run_audit(checkpoint_path: str | Path, *, full_val: bool = False, val_size: int | None = None,
               geometry: bool = False, data: str | None = None, progress: bool = True, save: bool = True,
-              console=None, host=None) -> dict:
+              console=None, host=None, split: str = "val") -> dict:
     """Audit a run directory (its best checkpoint, else latest) or one checkpoint directory.
 
     ``data`` overrides the data source recorded in the checkpoint. Returns a JSON-ready dict (see
@@ -584,7 +586,7 @@ def run_audit(checkpoint_path: str | Path, *, full_val: bool = False, val_size: 
                                      f"'validation' means that source's held-out split"})
     result = audit_model(lc.model, domain, prepared, full_val=full_val, val_size=val_size, geometry=geometry,
                          run_dir=lc.run_dir, header=header, notes=notes, progress=progress, console=console,
-                         started=t_start, initial_model=_initial_model(lc, host))
+                         started=t_start, initial_model=_initial_model(lc, host), split=split)
     if save and lc.run_dir is not None:
         try:
             result["saved_to"] = str(save_result(result, audit_path(lc.run_dir)))
@@ -597,20 +599,30 @@ def run_audit(checkpoint_path: str | Path, *, full_val: bool = False, val_size: 
 def audit_model(model, domain, prepared, *, full_val: bool = False, val_size: int | None = None,
                 geometry: bool = False, run_dir: str | Path | None = None, header: dict | None = None,
                 notes: Sequence[dict] = (), progress: bool = True, console=None,
-                started: float | None = None, initial_model=None) -> dict:
+                started: float | None = None, initial_model=None, split: str = "val") -> dict:
     """Audit a loaded ``model`` on prepared data (what :func:`run_audit` does after loading).
 
     ``domain`` supplies ``name``, ``vocab`` (``version``, ``pad_id``) and ``label_names``; ``prepared``
     the PreparedData API (``before``, ``after``, ``actions``, ``labels``, ``trajectory``, ``ids``,
     ``train_indices()``, ``val_indices()``). ``run_dir`` (optional) adds the training-log checks.
     ``initial_model`` (the model as the recipe and seed built it, before any step) adds the target drift.
+    ``split`` = ``holdout`` audits the rows of the held-out repositories (``data.holdout_repos``) instead
+    of the validation split; the linear edit baseline is fit on training rows either way.
     """
     from wmkit.checkpoint import read_index
 
     t_start = time.perf_counter() if started is None else started
     model.eval()
     t_loaded = time.perf_counter()
-    val_idx = np.asarray(prepared.val_indices(), dtype=np.int64)
+    if split not in AUDIT_SPLITS:
+        raise DataError(f"--split {split!r}: choose one of {', '.join(AUDIT_SPLITS)}")
+    if split == "holdout":
+        val_idx = np.asarray(getattr(prepared, "holdout_indices", lambda: [])(), dtype=np.int64)
+        if not len(val_idx):
+            raise DataError("--split holdout: the data holds out no repository; train with data.holdout_repos = "
+                            "[...] (the repos column) or audit --split val")
+    else:
+        val_idx = np.asarray(prepared.val_indices(), dtype=np.int64)
     train_idx = np.asarray(prepared.train_indices(), dtype=np.int64)
     n = choose_size(len(val_idx), full_val=full_val, val_size=val_size)
     val_rows = sample_rows(val_idx, n)
@@ -623,7 +635,8 @@ def audit_model(model, domain, prepared, *, full_val: bool = False, val_size: in
         "checkpoint": None, "checkpoint_name": None, "step": None, "run_dir": str(run_dir) if run_dir else None,
         "data_source": None, "recipe_name": None, **(header or {}),
         "domain": domain.name, "vocab_version": domain.vocab.version,
-        "options": {"full_val": bool(full_val), "val_size": val_size, "geometry": bool(geometry)},
+        "options": {"full_val": bool(full_val), "val_size": val_size, "geometry": bool(geometry), "split": split},
+        "split": split,
         "val_rows_available": int(len(val_idx)), "train_rows_available": int(len(train_idx)),
         "sample_seed": SAMPLE_SEED, "metric_names": METRIC_NAMES,
     }
@@ -677,6 +690,10 @@ def audit_model(model, domain, prepared, *, full_val: bool = False, val_size: in
     dup_seconds = time.perf_counter() - t_dup
 
     if run_dir is not None:
+        index = read_index(Path(run_dir))
+        if index.get("best"):
+            result["selection"] = {"best": index["best"], "criterion": index.get("criterion", "delta_cos"),
+                                   "value": index.get("best_metric")}
         step = (header or {}).get("step")
         log = memorisation.read_metrics_log(Path(run_dir) / "metrics.jsonl", up_to_step=step)
         warnings += memorisation.training_warnings(log)

@@ -66,6 +66,7 @@ def training_charts(log: dict) -> list[str]:
 
         n = evals[-1].get("gallery_size")
         charts.append(line_chart([s("knn_at_1", "KNN@1"), s("knn_at_5", "KNN@5"),
+                                  s("copy_knn_at_1", "copy @1", dash=True, color="#c44"),
                                   s("random_knn_at_5", "random @5", dash=True, color="#888")],
                                  title=f"validation probe KNN (gallery N={n})", xlabel="step", ylabel="rate",
                                  integer_x=True))
@@ -134,12 +135,30 @@ def render_html(result: dict, log: dict | None = None) -> str:
     out.append("<h2>Discriminability</h2>")
     shuffled = result.get("action_sensitivity") or {}
     rows = []
+    copy, online = result.get("copy_knn_at_k") or {}, result.get("online_copy_knn_at_k") or {}
+    linear = result.get("linear_edit_knn_at_k") or {}
     for k in (1, 5, 10, 50):
-        v, r = result.get(f"knn_at_{k}"), result.get(f"random_knn_at_{k}")
-        rows.append([f"KNN@{k}", pct(v), pct(r), f"{v / r:.1f}x" if v is not None and r else "-", f"N={fmt(n)}",
-                     pct(shuffled.get(f"knn_at_{k}"))])
-    out.append(_table(["k", "KNN@k", "random k/N", "x random", "gallery", "shuffled action"], rows,
-                      "query: prediction; gallery: every target(after) of the N audited pairs; hit: own target in top k"))
+        v, r, c = result.get(f"knn_at_{k}"), result.get(f"random_knn_at_{k}"), copy.get(str(k))
+        rows.append([f"KNN@{k}", pct(v), pct(c), f"{v / c:.2f}x" if v is not None and c else "-",
+                     pct(linear.get(str(k))), pct(online.get(str(k))), pct(r),
+                     f"{v / r:.1f}x" if v is not None and r else "-", f"N={fmt(n)}", pct(shuffled.get(f"knn_at_{k}"))])
+    out.append(_table(["k", "model", "copy", "model / copy", "linear edit", "online copy", "random k/N", "x random",
+                       "gallery", "shuffled action"], rows,
+                      "query: prediction; gallery: every target(after) of the N audited pairs; hit: own target in top k. "
+                      "copy: target(before) as the query (nothing changes); online copy: online(before); linear edit: "
+                      "ridge from the tokens the edit removed and added, fit on training pairs"))
+    beats = result.get("beats_copy") or {}
+    if beats:
+        dg, drift = result.get("distractor_gallery") or {}, result.get("target_drift") or {}
+        lin = result.get("linear_edit") or {}
+        rows = [["beats copy", f"{pct(beats.get('rate'))} [{pct(beats.get('low'))}, {pct(beats.get('high'))}]"],
+                ["linear edit beats copy", pct((lin.get("beats_copy") or {}).get("rate"))],
+                ["model closer than linear", pct(lin.get("model_closer_rate"))],
+                ["nearest = own after (distractor gallery)", pct(dg.get("nearest_own_after"))],
+                ["nearest = own before (distractor gallery)", pct(dg.get("nearest_own_before"))],
+                ["target drift: mean cos to the initial target", fmt(drift.get("mean_cos_to_initial"))]]
+        out.append(_table(["measure", "value"], rows, "beats copy: pairs where cos(pred, target(after)) > "
+                          "cos(target(before), target(after)), 95% Wilson interval"))
     centred, std, self_cos = result.get("erank_centred", {}), result.get("std_l2", {}), result.get("offdiag_self_cos", {})
     rows = []
     for name, key, label in (("online", "erank_online", "online(before)"), ("target", "erank_target", "target(after)"),

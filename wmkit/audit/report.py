@@ -13,7 +13,9 @@ from rich.table import Table
 from rich.text import Text
 
 VERDICT_STYLE = {"healthy": "bold green", "memorising": "bold yellow", "ignores action": "bold yellow",
-                 "not discriminative": "bold red", "collapsed predictor": "bold red", "collapsed readout": "bold red"}
+                 "not discriminative": "bold red", "collapsed predictor": "bold red", "collapsed readout": "bold red",
+                 "no better than copy": "bold red", "no better than a linear model of the edit": "bold yellow",
+                 "unverified": "bold yellow"}
 
 
 def fmt(x, digits: int = 4) -> str:
@@ -65,12 +67,49 @@ def verdict_line(result: dict) -> Text:
 
 def knn_table(result: dict) -> Table:
     n = result.get("gallery_size")
-    table = _table(f"Discriminability: prediction -> target, gallery N={fmt(n)}", "k", "KNN@k", "random k/N",
-                   "x random", "gallery", "shuffled action")
+    table = _table(f"Discriminability: prediction -> target(after), gallery N={fmt(n)}, beside its baselines",
+                   "k", "model", "copy", "model / copy", "linear edit", "online copy", "random k/N", "x random",
+                   "shuffled action", "gallery")
     shuffled = result.get("action_sensitivity") or {}
+    copy = result.get("copy_knn_at_k") or {}
+    online = result.get("online_copy_knn_at_k") or {}
+    linear = result.get("linear_edit_knn_at_k") or {}
     for k in (1, 5, 10, 50):
         v, r = result.get(f"knn_at_{k}"), result.get(f"random_knn_at_{k}")
-        table.add_row(f"KNN@{k}", pct(v), pct(r), _ratio(v, r), f"N={fmt(n)}", pct(shuffled.get(f"knn_at_{k}")))
+        c = copy.get(str(k))
+        table.add_row(f"KNN@{k}", pct(v), pct(c), _ratio(v, c), pct(linear.get(str(k))), pct(online.get(str(k))),
+                      pct(r), _ratio(v, r), pct(shuffled.get(f"knn_at_{k}")), f"N={fmt(n)}")
+    table.caption = ("copy: target(before) as the prediction (nothing changes); online copy: online(before); linear "
+                     "edit: ridge from the tokens the edit removed and added, fit on training pairs")
+    return table
+
+
+def baselines_table(result: dict) -> Table | None:
+    beats = result.get("beats_copy")
+    if not beats:
+        return None
+    table = _table("Against copy and the linear edit model", "measure", "value", "definition")
+    table.add_row("beats copy", f"{pct(beats.get('rate'))} [{pct(beats.get('low'))}, {pct(beats.get('high'))}]",
+                  "pairs where cos(pred, target(after)) > cos(target(before), target(after)), 95% Wilson interval")
+    linear = result.get("linear_edit") or {}
+    if linear:
+        lb = linear.get("beats_copy") or {}
+        table.add_row("linear edit beats copy", pct(lb.get("rate")),
+                      f"the same for the linear edit model (ridge alpha {fmt(linear.get('alpha'), 3)}, fit on "
+                      f"{fmt(linear.get('fit_pairs'))} training pairs)")
+        table.add_row("model closer than linear", pct(linear.get("model_closer_rate")),
+                      "pairs where the model's prediction is closer to target(after) than the linear model's")
+    dg = result.get("distractor_gallery") or {}
+    if dg:
+        table.add_row("nearest = own after", pct(dg.get("nearest_own_after")),
+                      f"gallery of every target(after) and every target(before) (N={fmt(dg.get('gallery_size'))})")
+        table.add_row("nearest = own before", pct(dg.get("nearest_own_before")),
+                      "the prediction is closest to its own unchanged state: it predicted 'nothing changes'")
+    drift = result.get("target_drift") or {}
+    if drift:
+        table.add_row("target drift", fmt(drift.get("mean_cos_to_initial")),
+                      "mean cos(target(after), the initial target's) over the audited states: near 1 = still the "
+                      "random initial network")
     return table
 
 
@@ -196,10 +235,20 @@ def render_report(result: dict, console: Console | None = None) -> None:
     n = result.get("gallery_size")
     console.print(f"[bold]checkpoint[/] {result.get('checkpoint')} (step {fmt(result.get('step'))}, domain "
                   f"{result.get('domain')}, vocab {result.get('vocab_version')})")
+    what = ("pairs of the held-out repositories (never trained on or probed)" if result.get("split") == "holdout"
+            else "validation pairs (never trained on)")
     console.print(f"[bold]data[/] {result.get('data_source')}: {fmt(n)} of {fmt(result.get('val_rows_available'))} "
-                  f"validation pairs (never trained on), sample seed {result.get('sample_seed')}")
+                  f"{what}, sample seed {result.get('sample_seed')}")
+    selected = result.get("selection") or {}
+    if selected.get("criterion"):
+        console.print(f"[bold]selection[/] best checkpoint {selected.get('best')} by {selected['criterion']} = "
+                      f"{fmt(selected.get('value'))} on the training probe")
     console.print()
     console.print(knn_table(result))
+    b = baselines_table(result)
+    if b is not None:
+        console.print()
+        console.print(b)
     console.print()
     console.print(spectrum_table(result))
     console.print()

@@ -60,7 +60,8 @@ def test_plugin_registration_is_light_and_complete():
     (name, target, info), = calls
     assert name == "code" and target == "wmkit_code.domain:CodeDomain"
     assert info["default_source"] == "git:." and info["default_recipe"] == "quickstart"
-    assert set(info["options"]) == {"action"} and info["options"]["action"].choices == ("7d", "15d")
+    assert set(info["options"]) == {"action", "tokens"} and info["options"]["action"].choices == ("7d", "15d")
+    assert info["options"]["tokens"].choices == ("ast", "ast_text") and info["options"] is CodeDomain.options
     assert info["options"]["action"].default == CodeDomain.options["action"].default == "15d"
     code = ("import sys, wmkit_code.plugin; "
             "print(','.join(m for m in ('torch', 'datasets', 'transformers', 'numpy') if m in sys.modules))")

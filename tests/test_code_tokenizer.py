@@ -136,3 +136,30 @@ def test_walk_order_and_untruncated_output_on_a_real_module():
 def test_type_parameter_nodes_are_in_the_table():  # pragma: no cover - only on 3.12+
     names = tok.token_names(tok.tokenize("type A[T] = list[T]\n"))
     assert "TypeAlias" in names and "TypeVar" in names and "UNK" not in names
+
+
+def test_text_vocabulary_sees_comments_and_docstrings():
+    from wmkit_code import text_tokens
+    from wmkit_code.domain import CodeDomain
+
+    old = 'def f(x):\n    """Add one."""\n    return x + 1  # fast path\n'
+    doc = 'def f(x):\n    """Add two."""\n    return x + 1  # fast path\n'
+    comment = 'def f(x):\n    """Add one."""\n    return x + 1  # slow path\n'
+    ast_only = CodeDomain({"tokens": "ast"})
+    text = CodeDomain({"tokens": "ast_text"})
+    # the AST vocabulary cannot see either edit; the text vocabulary sees both
+    assert ast_only.tokenize(old) == ast_only.tokenize(doc) == ast_only.tokenize(comment)
+    assert len({tuple(text.tokenize(s)) for s in (old, doc, comment)}) == 3
+    tokens = text.tokenize(old)
+    # the AST tokens come first, unchanged; then the words of the docstring and the comment
+    assert tokens[:-1][:len(ast_only.tokenize(old)) - 1] == ast_only.tokenize(old)[:-1]
+    names = text_tokens.token_names(tokens)
+    assert names.count("STRING") == 1 and names.count("COMMENT") == 1 and names[-1] == "EOS"
+    assert text_tokens.word_tokens("Fast path") == text_tokens.word_tokens("fast PATH")
+    assert text.vocab.version == "code-ast-text-1" and ast_only.vocab.version == "code-ast-1"
+    assert max(tokens) < text.vocab.size and text.vocab.size == ast_only.vocab.size + 2 + 512
+    assert text.fingerprint() != ast_only.fingerprint()
+    # a syntax error stays [BOS, PARSE_ERROR, EOS]
+    assert text.tokenize("def (:") == ast_only.tokenize("def (:")
+    transition = text.transition({"old_contents": old, "new_contents": doc})
+    assert transition.before != transition.after

@@ -10,10 +10,11 @@ from __future__ import annotations
 from typing import Any, Mapping
 
 from wmkit.domain import Domain, SkipRow, Transition, Vocabulary
-from wmkit.schema import Field
 
 from wmkit_code import actions as act
+from wmkit_code import text_tokens
 from wmkit_code import tokenizer as tok
+from wmkit_code.plugin import OPTIONS
 
 #: label name -> class names (order = label value)
 LABEL_NAMES = {
@@ -21,9 +22,6 @@ LABEL_NAMES = {
     "scope": list(act.SCOPES),
     "joint": [f"{t}/{s}" for t in act.EDIT_TYPES for s in act.SCOPES],
 }
-
-OPTIONS = {"action": Field(str, "15d", "edit action: the 7-D v1 vector or the 15-D rich vector (reference §2)",
-                           choices=("7d", "15d"))}
 
 
 class CodeDomain(Domain):
@@ -39,22 +37,25 @@ class CodeDomain(Domain):
     action_inputs = ("vector", "edit_tokens")
 
     def __init__(self, options: Mapping[str, Any] | None = None):
-        super().__init__({"action": OPTIONS["action"].default, **dict(options or {})})
+        super().__init__({"action": OPTIONS["action"].default, "tokens": OPTIONS["tokens"].default,
+                          **dict(options or {})})
         self.settings["action"] = OPTIONS["action"].check(self.settings["action"], "data.action")
+        self.settings["tokens"] = OPTIONS["tokens"].check(self.settings["tokens"], "data.tokens")
+        self._text = self.settings["tokens"] == "ast_text"
         self._dims = 7 if self.settings["action"] == "7d" else 15
         # the last few parsed sides: successive edits of one file share a text (new_i == old_i+1)
         self._recent: dict[str, tuple[tok.ParsedSource, act.TreeFacts]] = {}
 
     @property
     def vocab(self) -> Vocabulary:
-        return tok.VOCAB
+        return text_tokens.TEXT_VOCAB if self._text else tok.VOCAB
 
     @property
     def action_names(self) -> list[str]:
         return list(act.ACTION_NAMES_7 if self._dims == 7 else act.ACTION_NAMES_15)
 
     def tokenize(self, text: str) -> list[int]:
-        return tok.tokenize(text)
+        return text_tokens.tokenize(text) if self._text else tok.tokenize(text)
 
     def accepts_file(self, path: str) -> bool:
         return path.endswith(".py")
@@ -68,6 +69,8 @@ class CodeDomain(Domain):
             return hit
         parsed = tok.parse_source(text)
         facts = act.facts_from_nodes(parsed.nodes, parsed.parents) if parsed.ok else act.PARSE_FAILED
+        if self._text:
+            parsed.tokens = text_tokens.with_text(parsed, text)
         result = (parsed, facts)
         if len(self._recent) >= 4:
             self._recent.pop(next(iter(self._recent)))

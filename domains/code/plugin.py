@@ -3,14 +3,22 @@
 import wmkit
 from wmkit.schema import Field
 
+#: the code domain's ``[data]`` options (declared once: the domain class reads them from here)
+OPTIONS = {
+    "action": Field(str, "15d", "edit action: the 7-D v1 vector or the 15-D rich vector (reference §2)",
+                    choices=("7d", "15d")),
+    "tokens": Field(str, "ast", "state vocabulary: ast (code-ast-1, the reference's AST walk) or ast_text "
+                    "(code-ast-text-1: also the words of comments and strings, so comment- and docstring-only "
+                    "edits become visible transitions)", choices=("ast", "ast_text")),
+}
+
 
 @wmkit.hookimpl
 def wmkit_register_domains(register):
     register(
         "code",
         "wmkit_code.domain:CodeDomain",
-        options={"action": Field(str, "15d", "edit action: the 7-D v1 vector or the 15-D rich vector (reference §2)",
-                                 choices=("7d", "15d"))},
+        options=OPTIONS,
         description="Python files before/after a commit: AST tokens, 7-D/15-D edit action (CodeWM 2)",
         default_source="git:.",
         default_recipe="quickstart",

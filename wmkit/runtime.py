@@ -24,6 +24,17 @@ def make_domain(recipe, host=None):
     return host.domain(data["domain"], options)
 
 
+def domain_plugin_id(recipe, host=None) -> str:
+    """``distribution==version`` of the plugin that registered the recipe's domain (prepared-data
+    cache key: upgrading the plugin rebuilds its data)."""
+    if host is None:
+        from wmkit.plugins import get_host
+
+        host = get_host()
+    component = host.get("domain", _values(recipe)["data"]["domain"])
+    return f"{component.distribution or component.plugin}=={component.version}"
+
+
 def resolve_source(recipe, domain, source: str | None = None) -> str:
     """The data source to read: ``source`` (``--data``), else the recipe's; ``default`` -> the domain's."""
     chosen = source or _values(recipe)["data"]["source"]
@@ -43,15 +54,29 @@ def load_data(recipe, *, source: str | None = None, host=None, progress: bool = 
     prepared = prepare(domain, resolve_source(recipe, domain, source), max_len=data["max_len"],
                        window=data["window"], max_chars=data["max_chars"],
                        min_changed_tokens=data["min_changed_tokens"], val_percent=data["val_percent"],
-                       limit=data["limit"], cache_dir=cache_dir, progress=progress)
+                       limit=data["limit"], cache_dir=cache_dir, progress=progress,
+                       plugin=domain_plugin_id(recipe, host))
     return domain, prepared
 
 
 def pick_device(name: str):
+    """The torch device ``train.device`` names, checked against what this machine has."""
     import torch
 
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name.startswith("cuda") and not torch.cuda.is_available():
-        raise RecipeError(f"train.device: {name!r} asked for but CUDA is not available; use cpu or auto")
-    return torch.device(name)
+    try:
+        device = torch.device(name)
+    except (RuntimeError, ValueError, TypeError):
+        raise RecipeError(f"train.device: {name!r} is not a device torch knows; use auto, cpu, cuda or cuda:N") from None
+    if device.type == "cuda":
+        if not torch.cuda.is_available():
+            raise RecipeError(f"train.device: {name!r} asked for but CUDA is not available; use cpu or auto")
+        if device.index is not None and device.index >= torch.cuda.device_count():
+            raise RecipeError(f"train.device: {name!r} but this machine has {torch.cuda.device_count()} CUDA "
+                              f"device(s) (cuda:0..cuda:{torch.cuda.device_count() - 1})")
+    elif device.type == "mps" and not (hasattr(torch.backends, "mps") and torch.backends.mps.is_available()):
+        raise RecipeError(f"train.device: {name!r} asked for but MPS is not available; use cpu or auto")
+    elif device.type == "xpu" and not (hasattr(torch, "xpu") and torch.xpu.is_available()):
+        raise RecipeError(f"train.device: {name!r} asked for but no XPU is available; use cpu or auto")
+    return device

@@ -411,7 +411,10 @@ def _train(recipe, run_dir: Path, *, resume: bool, force: bool, early_stop: int 
 
             # -- validation probe, checkpoints ----------------------------------------------------------
             is_best = False
-            if step % v["train"]["eval_every"] == 0 or step == stop_at:
+            due_eval = step % v["train"]["eval_every"] == 0 or step == stop_at
+            if (due_eval or step % v["train"]["save_every"] == 0) and not _all_finite(model):
+                raise diverged(step, "weights became non-finite")  # before the probe would measure NaN
+            if due_eval:
                 model.eval()
                 last_eval = probe_validation(model, *probe)
                 log({"event": "eval", "step": step, **last_eval})

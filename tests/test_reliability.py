@@ -646,10 +646,10 @@ def test_wrong_tensors_are_named(cli, toy_run):
 
 
 def test_empty_data_file_says_empty(wmkit_cli, tmp_path):
-    empty = tmp_path / "empty.jsonl"
+    empty = tmp_path / "rows.jsonl"
     empty.write_text("")
     one_line_error(wmkit_cli("train", "quickstart", "--data", f"jsonl:{empty}", "--out", str(tmp_path / "r")),
-                   "empty.jsonl", "empty")
+                   "rows.jsonl", "the file is empty")
 
 
 @pytest.mark.parametrize("source", ["s3://bucket/rows.jsonl", "jsonl:s3://bucket/rows.jsonl"])

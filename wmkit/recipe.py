@@ -407,9 +407,10 @@ def load_recipe(source: str | Path | None, *, overrides: list[str] = (), domain:
 
 def _name_env_source(exc: RecipeError, env: Mapping[str, tuple[str, Any]]) -> RecipeError:
     """``exc`` with ``(from WM_X=...)`` appended when its key was set by an environment variable."""
-    key = str(exc).split(":", 1)[0].split("[", 1)[0]
+    text = str(exc)
+    key = text.split(":", 1)[0].split("[", 1)[0]
     for var, (env_key, value) in env.items():
-        if env_key == key:
+        if env_key == key or re.search(rf"(?<![\w.]){re.escape(env_key)}(?![\w.])", text):
             return RecipeError(f"{exc} (from the environment variable {var}={value!r}; unset it or fix it)")
     return exc
 

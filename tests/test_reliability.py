@@ -704,3 +704,31 @@ def test_cache_key_follows_the_plugin_version_and_domain_version(tmp_path):
     again = prepare(ToyDomain({"rows": 60}), "toy:generated", plugin="wmkit-toy==0.1.0", **kw)
     keys = [d.meta["cache_key"] for d in (a, b, c)]
     assert len(set(keys)) == 3 and again.meta["cache_key"] == keys[0]
+
+
+# -- no pickle ----------------------------------------------------------------------------------------
+class _Marker:
+    def __init__(self, path):
+        self.path = path
+
+    def __reduce__(self):  # what an unpickler would run
+        return (Path.touch, (Path(self.path),))
+
+
+def test_a_pickle_posing_as_weights_is_never_unpickled(cli, toy_run, tmp_path):
+    import hashlib
+    import pickle
+
+    marker = tmp_path / "pwned"
+    ckpt = toy_run / "checkpoints" / "step-4"
+    for name in ("model.safetensors", "trainer_state.safetensors"):
+        (ckpt / name).write_bytes(pickle.dumps(_Marker(marker)))
+    meta = json.loads((ckpt / "checkpoint.json").read_text())
+    for name in ("model.safetensors", "trainer_state.safetensors"):
+        meta["files"][name] = hashlib.sha256((ckpt / name).read_bytes()).hexdigest()
+    (ckpt / "checkpoint.json").write_text(json.dumps(meta))
+    one_line_error(cli("audit", str(ckpt)), "model.safetensors")
+    one_line_error(cli("train", "--resume", str(toy_run), "--no-live"), "safetensors")
+    assert not marker.exists()
+    source = "\n".join(p.read_text() for p in (Path(wmkit.__file__).parent).rglob("*.py"))
+    assert "torch.load(" not in source and "import pickle" not in source

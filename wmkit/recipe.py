@@ -268,7 +268,10 @@ def _extends_path(path: Path, base_name: str) -> Path:
             return beside
     except (OSError, ValueError):
         raise RecipeError(f"{path}: meta.extends {base_name!r} is not a usable path or recipe name") from None
-    return find_recipe(base_name)
+    try:
+        return find_recipe(base_name)
+    except RecipeError as exc:
+        raise RecipeError(f"{path}: meta.extends: {exc}") from None
 
 
 def _raw_recipe(path: Path, seen: tuple = ()) -> dict:

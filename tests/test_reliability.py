@@ -417,6 +417,27 @@ def test_8_domain_constructor_error_is_one_line_naming_plugin_class_and_error(wm
     assert "Traceback" in result.output and "cannot find my tokenizer files" in result.output
 
 
+def test_8_component_constructor_error_is_one_line(wmkit_cli, register_plugin):
+    import types
+
+    from wmkit.components import Regularizer
+
+    class Fragile(Regularizer):
+        def __init__(self, *, dim, options):
+            raise ValueError(f"dim {dim} is not a power of two")
+
+    module = types.ModuleType("wmkit_fragile")
+
+    @wmkit.hookimpl
+    def wmkit_register_regularizers(register):
+        register("fragile", Fragile)
+
+    module.wmkit_register_regularizers = wmkit_register_regularizers
+    assert register_plugin(module, "fragile", distribution="wmkit-fragile", version="1").status == "ok"
+    one_line_error(wmkit_cli("model", "quickstart", "--set", "regularizer.name=fragile"),
+                   "fragile", "Fragile", "not a power of two")
+
+
 def test_8_abstract_gap_found_at_registration_and_shown_by_plugins(wmkit_cli, register_plugin, tmp_path):
     record = _register_domains(register_plugin)
     assert record.status == "ok"

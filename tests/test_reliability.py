@@ -642,6 +642,8 @@ def test_resume_from_a_named_checkpoint_after_the_latest_is_corrupt(cli, tmp_pat
     straight, run = tmp_path / "straight", tmp_path / "run"
     assert train_toy(cli, straight).exit_code == 0
     assert train_toy(cli, run).exit_code == 0
+    for name in ("trainer_state.json", "checkpoint.json"):  # best_loss is still inf at step 2: written as null
+        strict_json((run / "checkpoints" / "step-2" / name).read_text())
     weights = run / "checkpoints" / "step-4" / "model.safetensors"
     weights.write_bytes(weights.read_bytes()[:100])
     one_line_error(cli("train", "--resume", str(run), "--no-live"), "--checkpoint step-N")

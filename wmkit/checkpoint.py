@@ -135,10 +135,10 @@ def save_checkpoint(run_dir: Path, *, step: int, model, optimizer, rng: dict, tr
         rng_tensors = {f"rng.{k}": v.contiguous().clone() for k, v in rng.items()}
         save_file({**opt_tensors, **rng_tensors}, str(tmp / STATE_TENSORS),
                   metadata={"format_version": FORMAT_VERSION})
-        (tmp / STATE_JSON).write_text(json.dumps({"optimizer": opt_info, "trainer": trainer}, indent=1))
+        (tmp / STATE_JSON).write_text(jsonsafe.dumps({"optimizer": opt_info, "trainer": trainer}, indent=1))
         files = {name: _sha256(tmp / name) for name in (MODEL_FILE, STATE_TENSORS, STATE_JSON)}
         body = dict(meta, step=step, format_version=FORMAT_VERSION, wmkit_version=__version__, files=files)
-        (tmp / META_FILE).write_text(json.dumps(body, indent=2, sort_keys=True) + "\n")
+        (tmp / META_FILE).write_text(jsonsafe.dumps(body, indent=2, sort_keys=True) + "\n")
         if final.exists():
             shutil.rmtree(final)
         os.rename(tmp, final)

@@ -258,8 +258,12 @@ def _recipe_of_run(run_dir: Path, overrides=(), domain=None):
 
     body = _run_config(Path(run_dir))
     extra = [*overrides, *([f"data.domain={json.dumps(domain)}"] if domain is not None else [])]
-    return recipe_over_run(body["recipe"], overrides=extra, host=_host(),
-                           origin=str(Path(run_dir) / "config.json"))
+    recipe = recipe_over_run(body["recipe"], overrides=extra, host=_host(),
+                             origin=str(body.get("origin") or Path(run_dir) / "config.json"))
+    # keep what the run recorded about where its recipe came from (config.json is rewritten on a restart)
+    recorded_overrides = body.get("overrides") if isinstance(body.get("overrides"), list) else []
+    recipe.overrides = [*recorded_overrides, *recipe.overrides]
+    return recipe
 
 
 def _print_summary(result) -> None:
@@ -319,9 +323,12 @@ def _check_writable(flag: str, path: Path) -> None:
 
     if path.is_dir():
         raise WmkitError(f"{flag} {path}: is a directory; name a file, e.g. {path / ('audit' + path.suffix)}")
-    parent = path.parent if str(path.parent) else Path(".")
+    parent = path.absolute().parent
+    while not parent.exists() and parent != parent.parent:
+        parent = parent.parent  # the folders to create: probe the nearest one that exists
     try:
-        parent.mkdir(parents=True, exist_ok=True)
+        if not parent.is_dir():
+            raise NotADirectoryError(20, "Not a directory", str(parent))
         with tempfile.NamedTemporaryFile(dir=parent, prefix=".wmkit-probe-"):
             pass
     except OSError as exc:

@@ -123,7 +123,7 @@ def recover(run_dir: Path) -> list[str]:
             shutil.rmtree(leftover, ignore_errors=True)
             done.append(f"removed {leftover.name}")
     checkpoints = run_dir / "checkpoints"
-    if checkpoints.is_dir():
+    if checkpoints.is_dir() and (is_run(run_dir) or (run_dir / "config.json").is_file()):  # never a user's folder
         for partial in checkpoints.glob(".step-*"):
             shutil.rmtree(partial, ignore_errors=True)
             done.append(f"removed partial checkpoint {partial.name}")

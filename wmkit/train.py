@@ -291,7 +291,7 @@ def _train(recipe, run_dir: Path, *, resume: bool, force: bool, early_stop: int 
                                   f"{ANOTHER_CHECKPOINT}") from None
         start_step = trainer["step"]
         best_metric = trainer["best_metric"] if trainer["best_metric"] is not None else -math.inf
-        best_loss = trainer["best_loss"]
+        best_loss = trainer["best_loss"] if trainer["best_loss"] is not None else math.inf
         warned = set(trainer.get("warned", []))
         _truncate_metrics(run_dir / "metrics.jsonl", start_step)
         if checkpoint is not None:
@@ -355,7 +355,8 @@ def _train(recipe, run_dir: Path, *, resume: bool, force: bool, early_stop: int 
             raise diverged(step, "weights became non-finite")
         meta = dict(domain_facts, recipe=v, metrics=last_eval, recipe_digest=recipe.digest())
         trainer = {"step": step, "best_metric": None if best_metric == -math.inf else best_metric,
-                   "best_loss": best_loss, "warned": sorted(warned), **_python_numpy_rng()}
+                   "best_loss": best_loss if math.isfinite(best_loss) else None,  # inf (still warming up) -> null
+                   "warned": sorted(warned), **_python_numpy_rng()}
         save_checkpoint(run_dir, step=step, model=model, optimizer=optimizer, rng=_rng_tensors(sampler),
                         trainer=trainer, meta=meta)
         update_index(run_dir, step=step, is_best=is_best, best_metric=last_eval.get("delta_cos"),

@@ -21,7 +21,6 @@ from hypothesis import HealthCheck, given, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
 
 from wmkit.recipe import ENV_VARS, _toml_value  # noqa: E402
-from wmkit.testing import write_commitpack_jsonl  # noqa: E402
 
 FIXTURES = Path(__file__).parent / "fixtures" / "wmkit_toy"
 FIXTURE_OK = settings(suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],

@@ -9,7 +9,6 @@ import json
 import os
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -339,6 +338,23 @@ def test_6_builtin_wins_over_a_third_party_of_the_same_name_whatever_the_order(e
         assert record.status == "error"
         assert "evil-kernels" in record.error and "wmkit" in record.error and "built-in wins" in record.error
         assert all(r.status == "ok" for n, r in host.records.items() if n != entry_name)
+
+
+def test_6_installed_impostor_cannot_take_over_the_kernel_domain(wmkit_cli, tmp_path, monkeypatch):
+    from test_plugins import make_distribution
+
+    plugin = ("import wmkit\n@wmkit.hookimpl\ndef wmkit_register_domains(register):\n"
+              "    register('kernel', 'wmkit_impostor:Nothing', description='impostor')\n")
+    # entry-point name "aaa" sorts before the built-in "kernel"
+    make_distribution(tmp_path, "evil-kernels", "6.6", {"aaa": "wmkit_impostor"}, {"wmkit_impostor.py": plugin})
+    monkeypatch.syspath_prepend(str(tmp_path))
+    rows = json.loads(wmkit_cli("plugins", "--json").output)
+    kernel = [r for r in rows if r["kind"] == "domain" and r["name"] == "kernel"]
+    assert [(r["distribution"], r["status"]) for r in kernel] == [("wmkit", "ok")]
+    aaa = [r for r in rows if r["plugin"] == "aaa"][0]
+    assert aaa["status"] == "error" and "evil-kernels" in aaa["error"] and "built-in wins" in aaa["error"]
+    result = wmkit_cli("model", "kernel_default", "--domain", "kernel")
+    assert result.exit_code == 0 and "impostor" not in result.output, result.output
 
 
 def test_6_builtin_registered_after_a_third_party_still_wins():

@@ -98,6 +98,24 @@ def test_fuzz_recipe_files(wmkit_cli, tmp_path, key, value, base):
 
 
 @FIXTURE_OK
+@given(pairs=st.lists(st.tuples(st.sampled_from(KEYS), values), min_size=2, max_size=6, unique_by=lambda p: p[0]))
+def test_fuzz_recipe_combinations(wmkit_cli, tmp_path, pairs):
+    """Several keys at once (sizes against heads, loops against aux loops, ...)."""
+    from wmkit.recipe import RecipeError, dump_toml, set_dotted
+
+    tree = {"meta": {"extends": "quickstart"}}
+    for key, value in pairs:
+        try:
+            set_dotted(tree, key, value)
+        except RecipeError:
+            continue  # "model" set to a scalar and then "model.dim": not expressible in TOML
+    path = Path(tempfile.mkdtemp(dir=tmp_path)) / "combined.toml"
+    path.write_text(dump_toml(tree), encoding="utf-8")
+    names = [str(path)] + [part for key, _ in pairs for part in key.split(".")]
+    assert_one_line(wmkit_cli("recipe", "show", str(path)), *names)
+
+
+@FIXTURE_OK
 @given(raw=st.binary(max_size=64))
 def test_fuzz_recipe_bytes(wmkit_cli, tmp_path, raw):
     path = Path(tempfile.mkdtemp(dir=tmp_path)) / "bytes.toml"

@@ -9,8 +9,10 @@ run reproduces the uninterrupted one step for step.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
+import os
 import random
 import subprocess
 import sys
@@ -226,8 +228,11 @@ def train(recipe, *, out: Path | None = None, resume: bool = False, force: bool 
     if resume and force:
         raise RunError(f"--resume {run_dir} --force: --resume continues the run and --force replaces it; "
                        f"pass only one")
-    with RunLock(run_dir):
-        recover(run_dir)
+    # under torchrun every rank calls train(): the lock (and the cleanup it guards) belongs to rank 0
+    primary = os.environ.get("RANK", "0") == "0"
+    with RunLock(run_dir) if primary else contextlib.nullcontext():
+        if primary:
+            recover(run_dir)
         try:
             return _train(recipe, run_dir, resume=resume, force=force, early_stop=early_stop,
                           data_source=data_source, host=host, console=console, live=live, checkpoint=checkpoint)

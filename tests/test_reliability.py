@@ -125,6 +125,19 @@ def test_interrupted_swap_is_finished_on_the_next_start(tmp_path):
     assert not (tmp_path / ".run.new-feedbeef").exists()
 
 
+def test_staged_run_is_swapped_in_and_the_old_one_removed(tmp_path):
+    from wmkit.rundir import stage
+
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "config.json").write_text("old")
+    staged = stage(run)
+    (staged.path / "config.json").write_text("new")
+    assert staged.commit() == run
+    assert (run / "config.json").read_text() == "new" and (run / ".wmkit-run").is_file()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["run"]
+
+
 # -- 3: divergence -----------------------------------------------------------------------------------
 def _poison_weights_at(monkeypatch, call: int):
     """Make the optimizer write NaN into the weights at its ``call``-th step (the loss stays finite)."""

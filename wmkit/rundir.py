@@ -7,17 +7,19 @@
   still training, is refused with one line naming the holder's PID (read from ``.NAME.holder``:
   the lock file itself is truncated by every process that tries it).
 - :func:`stage` / :meth:`Staged.commit` write a replacement beside the old run
-  (``.NAME.new-XXXX``) and swap it in with two renames once the new run has validated and
-  prepared its data; the old one is deleted only after the swap. :func:`recover` (run under the
+  (``.NAME.new-XXXX``) and swap it in once the new run has validated and prepared its data (one
+  atomic exchange on Linux, else two renames); the old one is deleted only after the swap. :func:`recover` (run under the
   lock on the next start) finishes or undoes a swap a crash interrupted and removes leftovers,
   including partial checkpoint directories ``checkpoints/.step-N.*``.
 """
 
 from __future__ import annotations
 
+import ctypes
 import json
 import os
 import shutil
+import sys
 import time
 import uuid
 from pathlib import Path
@@ -130,6 +132,18 @@ def recover(run_dir: Path) -> list[str]:
     return done
 
 
+def _exchange(a: Path, b: Path) -> bool:
+    """Atomically exchange two paths with Linux's ``renameat2(RENAME_EXCHANGE)``; False if unavailable."""
+    if not sys.platform.startswith("linux"):
+        return False
+    try:
+        renameat2 = ctypes.CDLL(None, use_errno=True).renameat2
+    except (OSError, AttributeError):
+        return False
+    at_fdcwd, rename_exchange = -100, 2
+    return renameat2(at_fdcwd, os.fsencode(str(a)), at_fdcwd, os.fsencode(str(b)), rename_exchange) == 0
+
+
 class Staged:
     """A new run being written beside the one it will replace (see :func:`stage`)."""
 
@@ -138,7 +152,14 @@ class Staged:
         self.path = self.target.parent / f".{self.target.name}.new-{uuid.uuid4().hex[:8]}"
 
     def commit(self) -> Path:
-        """Swap the staged run in for the target; the old run is deleted only afterwards."""
+        """Swap the staged run in for the target; the old run is deleted only afterwards.
+
+        On Linux the two directories are exchanged in one ``renameat2(RENAME_EXCHANGE)`` call, so no
+        instant exists without a run at the target; elsewhere (or on file systems without it) two
+        renames, whose gap :func:`recover` closes after a crash."""
+        if self.target.exists() and _exchange(self.path, self.target):
+            shutil.rmtree(self.path, ignore_errors=True)  # now holds the old run
+            return self.target
         aside = None
         if self.target.exists():
             aside = self.target.parent / f".{self.target.name}.old-{uuid.uuid4().hex[:8]}"

@@ -249,7 +249,7 @@ from wmkit.recipe import load_recipe
 from wmkit.train import train
 host = get_host()
 host.register_plugin(wmkit_toy.plugin, "toy")
-recipe = load_recipe(None, domain="toy", overrides=["train.threads=1", "train.steps=30"], host=host, environ={})
+recipe = load_recipe(None, domain="toy", overrides=["train.threads=1", "train.steps=60"], host=host, environ={})
 try:
     train(recipe, out=sys.argv[1], host=host, live=False)
 except RunError as exc:
@@ -263,7 +263,7 @@ except RunError as exc:
     codes = sorted(code for code, _ in outs)
     assert codes == [0, 3], outs
     assert any("in use" in out and "PID" in out for _, out in outs)
-    assert sorted(losses(tmp_path / "run")) == list(range(1, 31))
+    assert sorted(losses(tmp_path / "run")) == list(range(1, 61))  # every step logged once
 
 
 # -- 5 and leftovers: crash hygiene -----------------------------------------------------------------

@@ -12,6 +12,15 @@ os.environ.setdefault("WMKIT_CACHE_DIR", tempfile.mkdtemp(prefix="wmkit-test-cac
 for _var in [v for v in os.environ if v.startswith("WM_") or v.startswith("WMKIT_") and v != "WMKIT_CACHE_DIR"]:
     del os.environ[_var]
 
+try:  # the fuzz suite's budgets: "ci" (default) keeps tests/test_fuzz.py under 3 minutes on 2 cores
+    from hypothesis import settings as _hypothesis_settings
+except ImportError:  # pragma: no cover - hypothesis is in the [test] extra
+    pass
+else:
+    _hypothesis_settings.register_profile("ci", max_examples=12, deadline=None, print_blob=True)
+    _hypothesis_settings.register_profile("deep", max_examples=300, deadline=None, print_blob=True)
+    _hypothesis_settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
+
 REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = REPO.parent / "shared" / "data"
 

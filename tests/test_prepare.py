@@ -143,12 +143,12 @@ def test_split_by_commit_hash_independent_of_any_seed(tmp_path):
 
 
 def test_split_column_wins_and_bad_values_are_reported(tmp_path):
-    names = ["train", "val", "validation", "test", "train"]
+    names = ["train", "val", "validation", "test", "train", "holdout"]
     rows = [row(i, words(4, i), words(9, 50 + i), split=s) for i, s in enumerate(names)]
     data = run(tmp_path, write(tmp_path / "r.jsonl", rows))
-    assert data.split.tolist() == [0, 1, 1, 1, 0]
-    bad = [row(0, words(4), words(9, 1), split="holdout")]
-    with pytest.raises(DataError, match="holdout"):
+    assert data.split.tolist() == [0, 1, 1, 1, 0, 1]
+    bad = [row(0, words(4), words(9, 1), split="heldout")]
+    with pytest.raises(DataError, match="heldout"):
         run(tmp_path, write(tmp_path / "bad.jsonl", bad))
 
 

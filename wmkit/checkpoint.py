@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from wmkit import __version__
+from wmkit import __version__, jsonsafe
 from wmkit.errors import CheckpointError
 
 FORMAT_VERSION = "1"
@@ -35,6 +35,11 @@ META_FILE = "checkpoint.json"
 STATE_TENSORS = "trainer_state.safetensors"
 STATE_JSON = "trainer_state.json"
 INDEX_FILE = "index.json"
+#: what to do about a damaged checkpoint
+ANOTHER_CHECKPOINT = ("use another checkpoint of the run (wmkit train --resume RUN --checkpoint step-N; "
+                      "RUN/checkpoints lists them)")
+#: keys checkpoint.json must hold for a checkpoint to be loaded
+META_KEYS = ("recipe", "vocab_size", "pad_id", "action_dim", "files")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -48,7 +53,7 @@ def write_json_atomic(path: Path, obj: Any) -> None:
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            json.dump(obj, fh, indent=2, sort_keys=True)
+            fh.write(jsonsafe.dumps(obj, indent=2, sort_keys=True))
             fh.write("\n")
             fh.flush()
             os.fsync(fh.fileno())
@@ -73,7 +78,7 @@ def read_json(path: Path, what: str) -> Any:
         raise CheckpointError(f"{path}: missing {what}") from None
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise CheckpointError(f"{path}: {what} is truncated or corrupted ({exc}); "
-                              f"use another checkpoint of the run") from None
+                              f"{ANOTHER_CHECKPOINT}") from None
 
 
 # ---------------------------------------------------------------------------------------------
@@ -132,10 +137,10 @@ def save_checkpoint(run_dir: Path, *, step: int, model, optimizer, rng: dict, tr
         rng_tensors = {f"rng.{k}": v.contiguous().clone() for k, v in rng.items()}
         save_file({**opt_tensors, **rng_tensors}, str(tmp / STATE_TENSORS),
                   metadata={"format_version": FORMAT_VERSION})
-        (tmp / STATE_JSON).write_text(json.dumps({"optimizer": opt_info, "trainer": trainer}, indent=1))
+        (tmp / STATE_JSON).write_text(jsonsafe.dumps({"optimizer": opt_info, "trainer": trainer}, indent=1))
         files = {name: _sha256(tmp / name) for name in (MODEL_FILE, STATE_TENSORS, STATE_JSON)}
         body = dict(meta, step=step, format_version=FORMAT_VERSION, wmkit_version=__version__, files=files)
-        (tmp / META_FILE).write_text(json.dumps(body, indent=2, sort_keys=True) + "\n")
+        (tmp / META_FILE).write_text(jsonsafe.dumps(body, indent=2, sort_keys=True) + "\n")
         if final.exists():
             shutil.rmtree(final)
         os.rename(tmp, final)
@@ -149,7 +154,11 @@ def read_index(run_dir: Path) -> dict:
     path = Path(run_dir) / "checkpoints" / INDEX_FILE
     if not path.exists():
         return {"latest": None, "best": None, "best_metric": None, "steps": []}
-    return read_json(path, "checkpoint index")
+    index = read_json(path, "checkpoint index")
+    if not isinstance(index, dict) or not isinstance(index.get("steps", []), list):
+        raise CheckpointError(f"{path}: checkpoint index is not a JSON object with a steps list; delete it "
+                              f"and pass a checkpoint directory, or {ANOTHER_CHECKPOINT}")
+    return index
 
 
 def update_index(run_dir: Path, *, step: int, is_best: bool, best_metric: float | None,
@@ -203,7 +212,7 @@ def resolve_checkpoint(path: str | Path, which: str = "best") -> Path:
 
 
 def read_checkpoint_meta(ckpt: Path, *, verify: bool = True) -> dict:
-    meta = read_json(Path(ckpt) / META_FILE, "checkpoint metadata")
+    meta = _checked_meta(ckpt, read_json(Path(ckpt) / META_FILE, "checkpoint metadata"))
     if verify:
         for name, digest in meta.get("files", {}).items():
             file = Path(ckpt) / name
@@ -211,8 +220,47 @@ def read_checkpoint_meta(ckpt: Path, *, verify: bool = True) -> dict:
                 raise CheckpointError(f"{file}: missing from the checkpoint")
             if _sha256(file) != digest:
                 raise CheckpointError(f"{file}: truncated or corrupted (checksum mismatch); "
-                                      f"use another checkpoint of the run")
+                                      f"{ANOTHER_CHECKPOINT}")
     return meta
+
+
+def _checked_meta(ckpt: Path, meta: Any) -> dict:
+    path = Path(ckpt) / META_FILE
+    if not isinstance(meta, dict):
+        raise CheckpointError(f"{path}: expected a JSON object, got {type(meta).__name__}; {ANOTHER_CHECKPOINT}")
+    missing = [k for k in META_KEYS if k not in meta]
+    if missing or not isinstance(meta.get("recipe"), dict) or not isinstance(meta.get("files"), dict):
+        raise CheckpointError(f"{path}: lacks {', '.join(missing) or 'a valid recipe/files entry'}; "
+                              f"{ANOTHER_CHECKPOINT}")
+    return meta
+
+
+def fit_weights(model, weights: dict, ckpt: Path) -> None:
+    """Load ``weights`` into ``model`` strictly; a mismatch names the missing, unexpected and
+    wrongly shaped tensors (a few of each)."""
+    expected = model.state_dict()
+    missing = sorted(set(expected) - set(weights))
+    unexpected = sorted(set(weights) - set(expected))
+    shapes = sorted(k for k in set(expected) & set(weights) if tuple(expected[k].shape) != tuple(weights[k].shape))
+
+    def few(names):
+        return ", ".join(names[:4]) + (f" (+{len(names) - 4} more)" if len(names) > 4 else "")
+
+    problems = ([f"missing {few(missing)}"] if missing else []) + \
+               ([f"unexpected {few(unexpected)}"] if unexpected else []) + \
+               ([f"wrong shape {few([f'{k} {tuple(weights[k].shape)} != {tuple(expected[k].shape)}' for k in shapes])}"]
+                if shapes else [])
+    if problems:
+        raise CheckpointError(f"{Path(ckpt) / MODEL_FILE}: weights do not fit the recorded recipe: "
+                              f"{'; '.join(problems)}")
+    model.load_state_dict(weights, strict=True)
+
+
+def non_finite_tensors(weights: dict) -> list[str]:
+    """Names of floating tensors holding NaN or inf."""
+    import torch
+
+    return sorted(k for k, t in weights.items() if t.is_floating_point() and not bool(torch.isfinite(t).all()))
 
 
 def _load_tensors(path: Path) -> tuple[dict, dict]:
@@ -264,15 +312,22 @@ def load_checkpoint(path: str | Path, *, host=None, which: str = "best", device:
         raise CheckpointError(f"{ckpt}: checkpoint format {meta.get('format_version')!r} is not supported "
                               f"by wmkit {__version__} (format {FORMAT_VERSION})")
     weights, _ = _load_tensors(ckpt / MODEL_FILE)
+    bad = non_finite_tensors(weights)
+    if bad:
+        raise CheckpointError(f"{ckpt / MODEL_FILE}: {len(bad)} of {len(weights)} tensors hold NaN or inf (e.g. "
+                              f"{bad[0]}): the run diverged before this checkpoint; {ANOTHER_CHECKPOINT}")
     recipe = copy.deepcopy(meta["recipe"])
     migrate_deprecated(recipe)  # recipes of older checkpoints use renamed keys
-    model = build_world_model(recipe, vocab_size=meta["vocab_size"], pad_id=meta["pad_id"],
-                              action_dim=meta["action_dim"], resolve=host.resolve)
+    from wmkit.errors import WmkitError
+    from wmkit.recipe import recipe_from_dict
+
     try:
-        model.load_state_dict(weights, strict=True)
-    except RuntimeError as exc:
-        first = str(exc).strip().splitlines()[0]
-        raise CheckpointError(f"{ckpt / MODEL_FILE}: weights do not fit the recorded recipe ({first})") from None
+        recipe_from_dict(recipe, host)  # a hand-edited recipe gives one line, not a traceback
+    except WmkitError as exc:
+        raise CheckpointError(f"{ckpt / META_FILE}: its recorded recipe is invalid ({exc})") from None
+    model = build_world_model(recipe, vocab_size=meta["vocab_size"], pad_id=meta["pad_id"],
+                              action_dim=meta["action_dim"], resolve=host.constructor)
+    fit_weights(model, weights, ckpt)
     model.to(device).eval()
     run_dir = ckpt.parent.parent if ckpt.parent.name == "checkpoints" else None
     return LoadedCheckpoint(model=model, recipe=recipe, info=meta, run_dir=run_dir, path=ckpt)
@@ -282,7 +337,17 @@ def load_trainer_state(ckpt: Path) -> tuple[dict, dict, dict]:
     """``(optimizer_state_dict, rng_tensors, trainer_json)`` of a checkpoint, for ``--resume``."""
     tensors, _ = _load_tensors(Path(ckpt) / STATE_TENSORS)
     body = read_json(Path(ckpt) / STATE_JSON, "trainer state")
-    optimizer = _optimizer_from_flat(tensors, body["optimizer"])
+    needed = ("step", "best_metric", "best_loss", "python_random", "numpy_random")
+    if (not isinstance(body, dict) or not isinstance(body.get("optimizer"), dict)
+            or "param_groups" not in body["optimizer"] or not isinstance(body.get("trainer"), dict)
+            or any(k not in body["trainer"] for k in needed)):
+        raise CheckpointError(f"{Path(ckpt) / STATE_JSON}: trainer state lacks the optimizer or trainer fields; "
+                              f"{ANOTHER_CHECKPOINT}")
+    try:
+        optimizer = _optimizer_from_flat(tensors, body["optimizer"])
+    except (ValueError, KeyError, TypeError, AttributeError) as exc:
+        raise CheckpointError(f"{Path(ckpt) / STATE_JSON}: optimizer state is malformed ({type(exc).__name__}); "
+                              f"{ANOTHER_CHECKPOINT}") from None
     rng = {k[len("rng."):]: v for k, v in tensors.items() if k.startswith("rng.")}
     return optimizer, rng, body["trainer"]
 

@@ -58,19 +58,21 @@ def cli(ctx, strict_plugins):
 def plugins(as_json):
     """List installed domains and components, and plugins that failed to load."""
     host = _host()
+    host.check_components()  # imports lazy targets: an import failure or abstract gap shows here
     rows = host.listing()
     if as_json:
         click.echo(json.dumps(rows, indent=2))
         return
+    from rich.markup import escape
     from rich.table import Table
 
     table = Table(title="wmkit plugins")
     for col in ("kind", "name", "plugin", "version", "status", "description / error"):
         table.add_column(col)
     for row in rows:
-        status = "[green]ok[/]" if row["status"] == "ok" else f"[red]{row['status']}[/]"
-        table.add_row(row["kind"], row["name"], row["plugin"], row["version"] or "", status,
-                      row["error"] or row["description"] or "")
+        status = "[green]ok[/]" if row["status"] == "ok" else f"[red]{escape(row['status'])}[/]"
+        table.add_row(*(escape(str(x)) for x in (row["kind"], row["name"], row["plugin"], row["version"] or "")),
+                      status, escape(row["error"] or row["description"] or ""))
     _console().print(table)
 
 
@@ -82,11 +84,13 @@ def recipes():
 
     from wmkit.recipe import describe_recipe, shipped_recipes
 
+    from rich.markup import escape
+
     table = Table(title="shipped recipes (wmkit train NAME or a path)")
     table.add_column("recipe")
     table.add_column("description")
     for name, path in sorted(shipped_recipes().items()):
-        table.add_row(name, describe_recipe(path))
+        table.add_row(escape(name), escape(describe_recipe(path)))
     _console().print(table)
     _warn_plugin_errors(_host())
 
@@ -157,18 +161,20 @@ def recipe_keys(recipe_name, overrides, domain, markdown):
         for var, key, note in env_rows:
             click.echo(f"| `{var}` | `{key}` | {note} |")
         return
+    from rich.markup import escape
     from rich.table import Table
 
-    table = Table(title=f"keys of {resolved.values['meta']['name']}")
+    # help texts hold brackets (hf:ID[/CONFIG]) that rich would read as markup
+    table = Table(title=escape(f"keys of {resolved.values['meta']['name']}"))
     for col in ("key", "type", "default", "meaning"):
         table.add_column(col)
     for row in rows:
-        table.add_row(*row)
+        table.add_row(*(escape(cell) for cell in row))
     env_table = Table(title="paper environment variables (recipe < environment < --set)")
     for col in ("variable", "recipe key", "note"):
         env_table.add_column(col)
     for row in env_rows:
-        env_table.add_row(*row)
+        env_table.add_row(*(escape(cell) for cell in row))
     _console().print(table)
     _console().print(env_table)
 
@@ -187,7 +193,7 @@ def model_info(recipe_name, overrides, domain):
     resolved = _load_recipe(recipe_name, overrides, domain)
     dom = make_domain(resolved, _host())
     model = build_world_model(resolved.values, vocab_size=dom.vocab.size, pad_id=dom.vocab.pad_id,
-                              action_dim=dom.action_dim, resolve=_host().resolve)
+                              action_dim=dom.action_dim, resolve=_host().constructor)
     table = Table(title=f"{resolved.values['meta']['name']} on {dom.name} (vocab {dom.vocab.size}, "
                         f"action {dom.action_dim}-D)")
     table.add_column("part")
@@ -210,44 +216,54 @@ def model_info(recipe_name, overrides, domain):
 @click.option("--out", type=click.Path(path_type=Path), default=None, help="Run directory (default under runs/).")
 @click.option("--resume", type=click.Path(path_type=Path), default=None, metavar="RUN_DIR",
               help="Continue RUN_DIR exactly from its latest checkpoint.")
-@click.option("--force", is_flag=True, help="Replace an existing run in --out.")
+@click.option("--force", is_flag=True, help="Replace an existing run in --out (once the new one has validated).")
+@click.option("--checkpoint", "checkpoint_name", default=None, metavar="step-N",
+              help="With --resume: continue from this checkpoint instead of the latest.")
 @click.option("--early-stop", type=click.IntRange(min=1), default=None, metavar="N",
               help="Stop at step N, keeping the full recipe's learning-rate schedule.")
 @click.option("--live/--no-live", default=None, help="Rich live view (default: on a terminal).")
 @reports_errors
-def train(recipe_name, overrides, domain, data_source, out, resume, force, early_stop, live):
+def train(recipe_name, overrides, domain, data_source, out, resume, force, checkpoint_name, early_stop, live):
     """Train a world model from RECIPE (default: the domain's default recipe)."""
+    from wmkit.errors import RunError
     from wmkit.train import train as run_training
 
     if data_source is not None:
         overrides = (*overrides, f"data.source={json.dumps(data_source)}")
+    if checkpoint_name is not None and resume is None:
+        raise RunError(f"--checkpoint {checkpoint_name}: only meaningful with --resume RUN_DIR")
     if resume is not None:
+        if force:
+            raise RunError(f"--resume {resume} --force: --resume continues the run and --force replaces it; "
+                           f"pass only one")
         if out is not None and Path(out) != Path(resume):
             raise click.UsageError("--out and --resume name different directories")
         out = resume
-        if recipe_name is None and not overrides and domain is None:
-            resolved = _recipe_of_run(resume)
+        if recipe_name is None:
+            # the run's own recipe, plus WM_* and --set: any difference is named (and refused) by train
+            resolved = _recipe_of_run(resume, overrides, domain)
         else:
             resolved = _load_recipe(recipe_name, overrides, domain)
     else:
         resolved = _load_recipe(recipe_name, overrides, domain)
     _warn_plugin_errors(_host())
     result = run_training(resolved, out=out, resume=resume is not None, force=force, early_stop=early_stop,
-                          host=_host(), console=_console(stderr=True), live=live)
+                          host=_host(), console=_console(stderr=True), live=live, checkpoint=checkpoint_name)
     _print_summary(result)
 
 
-def _recipe_of_run(run_dir: Path):
-    from wmkit.errors import RunError
-    from wmkit.recipe import Recipe, migrate_deprecated
+def _recipe_of_run(run_dir: Path, overrides=(), domain=None):
+    from wmkit.recipe import recipe_over_run
+    from wmkit.train import _run_config
 
-    config = Path(run_dir) / "config.json"
-    if not config.exists():
-        raise RunError(f"--resume {run_dir}: no run there (missing config.json)")
-    body = json.loads(config.read_text())
-    migrate_deprecated(body["recipe"])
-    return Recipe(values=body["recipe"], origin=str(config), overrides=body.get("overrides", []),
-                  env=body.get("environment", {}))
+    body = _run_config(Path(run_dir))
+    extra = [*overrides, *([f"data.domain={json.dumps(domain)}"] if domain is not None else [])]
+    recipe = recipe_over_run(body["recipe"], overrides=extra, host=_host(),
+                             origin=str(body.get("origin") or Path(run_dir) / "config.json"))
+    # keep what the run recorded about where its recipe came from (config.json is rewritten on a restart)
+    recorded_overrides = body.get("overrides") if isinstance(body.get("overrides"), list) else []
+    recipe.overrides = [*recorded_overrides, *recipe.overrides]
+    return recipe
 
 
 def _print_summary(result) -> None:
@@ -289,13 +305,39 @@ def audit(checkpoint, full_val, val_size, geometry, data, split, json_out, html_
     """Audit CKPT (a run directory: its best checkpoint, else latest; or one checkpoint directory)."""
     from wmkit.audit import render_report, run_audit, save_result, write_html
 
+    for flag, target in (("--json", json_out), ("--html", html_out)):
+        if target is not None:
+            _check_writable(flag, target)  # before the audit runs, not after
     result = run_audit(checkpoint, full_val=full_val, val_size=val_size, geometry=geometry, data=data,
                        host=_host(), console=_console(stderr=True), split=split)
     render_report(result, _console())
-    if json_out:
-        save_result(result, json_out)
-    if html_out:
-        write_html(result, html_out)
+    try:
+        if json_out:
+            save_result(result, json_out)
+        if html_out:
+            write_html(result, html_out)
+    except OSError as exc:
+        raise WmkitError(f"cannot write {exc.filename or json_out or html_out} ({exc.strerror}); "
+                         f"choose another path") from None
+
+
+def _check_writable(flag: str, path: Path) -> None:
+    """Refuse an output path that is a directory or cannot be created, before any work is done."""
+    import tempfile
+
+    if path.is_dir():
+        raise WmkitError(f"{flag} {path}: is a directory; name a file, e.g. {path / ('audit' + path.suffix)}")
+    parent = path.absolute().parent
+    while not parent.exists() and parent != parent.parent:
+        parent = parent.parent  # the folders to create: probe the nearest one that exists
+    try:
+        if not parent.is_dir():
+            raise NotADirectoryError(20, "Not a directory", str(parent))
+        with tempfile.NamedTemporaryFile(dir=parent, prefix=".wmkit-probe-"):
+            pass
+    except OSError as exc:
+        raise WmkitError(f"{flag} {path}: cannot write there ({exc.strerror or type(exc).__name__}); "
+                         f"choose another path") from None
 
 
 @cli.command()

@@ -58,6 +58,9 @@ class Domain(ABC):
 
     name: ClassVar[str] = ""
     description: ClassVar[str] = ""
+    #: bump when ``transition()`` (or anything else that shapes prepared data) changes: it is part of
+    #: the prepared-data cache key, beside the plugin distribution's name and version
+    version: ClassVar[str] = "1"
     #: schema of domain-specific ``[data]`` options: ``{"key": wmkit.schema.Field(...)}``
     options: ClassVar[dict] = {}
     #: the source used when ``data.source = "default"``: must run offline with no flags

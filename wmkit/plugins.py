@@ -8,14 +8,24 @@ Environment:
 - ``WMKIT_LOAD_PLUGINS=a,b`` loads only these entry points (an allow-list; ``''`` loads none).
 - ``WMKIT_DISABLE_PLUGINS=a,b`` blocks these entry points.
 - ``WMKIT_STRICT_PLUGINS=1`` (or ``wmkit --strict-plugins``) turns load errors into failures.
-- ``WMKIT_TRACE_PLUGINS=1`` prints every hook call to stderr.
+- ``WMKIT_TRACE_PLUGINS=1`` prints every hook call to stderr, and the full traceback of a component
+  whose construction fails (otherwise that failure is one line naming plugin, class and error).
+
+Isolation: built-in registrations (distribution ``wmkit``) are loaded first and win over a
+third-party one of the same name whatever the load order; the third-party plugin is then reported
+as failed, naming both distributions. Any ``BaseException`` but ``KeyboardInterrupt`` raised by a
+plugin (``SystemExit`` at import included) is caught and reported. A class with unimplemented
+abstract methods is refused when it is registered (or first imported, for lazy targets), and
+``wmkit plugins`` shows it.
 """
 
 from __future__ import annotations
 
 import importlib
+import inspect
 import os
 import sys
+import traceback
 from dataclasses import dataclass, field
 from importlib import metadata
 from typing import Any, Iterable
@@ -26,6 +36,8 @@ from wmkit import hookspecs, kinds
 from wmkit.errors import PluginError
 
 GROUP = "wmkit"
+#: the distribution whose registrations are built-in: they win over any third-party name clash
+BUILTIN_DISTRIBUTION = "wmkit"
 
 #: component kind -> the hook that registers it (derived from :data:`wmkit.kinds.KINDS`)
 KINDS = {kind.name: kind.hook for kind in kinds.KINDS}
@@ -54,12 +66,22 @@ class Component:
             obj = importlib.import_module(module_name)
             for part in attr.split("."):
                 obj = getattr(obj, part)
-        except Exception as exc:  # a broken plugin must not take the host down
+        except KeyboardInterrupt:
+            raise
+        except BaseException as exc:  # a broken plugin (even one calling sys.exit) must not take the host down
             raise PluginError(
                 f"{self.kind} {self.name!r} from plugin {self.plugin!r} failed to import "
-                f"{self.target}: {type(exc).__name__}: {exc}"
-            ) from exc
+                f"{self.target}: {_describe(exc)}"
+            ) from None
+        gap = abstract_gap(obj)
+        if gap:
+            raise PluginError(f"{self.kind} {self.name!r} from plugin {self.plugin!r}: class {_qualname(obj)} "
+                              f"does not implement {gap}; the plugin must define them")
         return obj
+
+    @property
+    def builtin(self) -> bool:
+        return self.distribution == BUILTIN_DISTRIBUTION
 
 
 @dataclass
@@ -72,6 +94,8 @@ class PluginRecord:
     status: str = "ok"  # "ok" | "error" | "blocked"
     error: str = ""
     hooks: list[str] = field(default_factory=list)
+    #: (kind, name) pairs this plugin registered or tried to register (named when it failed)
+    provides: list[tuple[str, str]] = field(default_factory=list)
 
 
 class PluginHost:
@@ -83,6 +107,8 @@ class PluginHost:
         self.pm.add_hookspecs(hookspecs)
         self.records: dict[str, PluginRecord] = {}
         self.components: dict[str, dict[str, Component]] = {kind: {} for kind in KINDS}
+        #: (kind, name) -> why a registered component cannot be used (e.g. unimplemented abstract methods)
+        self.broken: dict[tuple[str, str], str] = {}
         self.strict = _env_flag("WMKIT_STRICT_PLUGINS") if strict is None else strict
         if _env_flag("WMKIT_TRACE_PLUGINS"):
             self.pm.trace.root.setwriter(lambda msg: print(msg, end="", file=sys.stderr))
@@ -97,9 +123,10 @@ class PluginHost:
         allow = _env_list("WMKIT_LOAD_PLUGINS")
         blocked = set(_env_list("WMKIT_DISABLE_PLUGINS") or [])
         found = set()
-        for ep in sorted(entry_points, key=lambda e: e.name):
+        located = [(ep, *_distribution_of(ep)) for ep in entry_points]
+        # built-ins first, so a third-party clash is the one refused whatever the names' order
+        for ep, dist_name, version in sorted(located, key=lambda e: (e[1] != BUILTIN_DISTRIBUTION, e[0].name)):
             found.add(ep.name)
-            dist_name, version = _distribution_of(ep)
             record = PluginRecord(name=ep.name, distribution=dist_name, version=version)
             self.records[ep.name] = record
             if (allow is not None and ep.name not in allow) or ep.name in blocked:
@@ -110,8 +137,10 @@ class PluginHost:
                 module = ep.load()
                 self.pm.register(module, name=ep.name)
                 self.pm.check_pending()
-            except Exception as exc:
-                self._fail(record, f"{type(exc).__name__}: {exc}")
+            except KeyboardInterrupt:
+                raise
+            except BaseException as exc:  # SystemExit at import included: reported, never fatal
+                self._fail(record, _describe(exc))
                 continue
             self._collect(ep.name, record)
         if allow:
@@ -127,8 +156,10 @@ class PluginHost:
         try:
             self.pm.register(obj, name=name)
             self.pm.check_pending()
-        except Exception as exc:
-            self._fail(record, f"{type(exc).__name__}: {exc}")
+        except KeyboardInterrupt:
+            raise
+        except BaseException as exc:
+            self._fail(record, _describe(exc))
             return record
         self._collect(name, record)
         return record
@@ -165,23 +196,45 @@ class PluginHost:
             try:
                 for impl in impls:
                     impl.function(register=register)
-            except Exception as exc:
-                self._fail(record, f"{hook_name} raised {type(exc).__name__}: {exc}")
+            except KeyboardInterrupt:
+                raise
+            except BaseException as exc:
+                record.provides = [(c.kind, c.name) for c in staged]
+                self._fail(record, f"{hook_name} raised {_describe(exc)}")
                 return
+        record.provides = [(c.kind, c.name) for c in staged]
         for comp in staged:
             existing = self.components[comp.kind].get(comp.name)
             if existing is not None:
-                message = (f"{comp.kind} {comp.name!r} is registered twice: by plugin {existing.plugin!r} "
-                           f"(distribution {existing.distribution}) and by plugin {comp.plugin!r} "
-                           f"(distribution {comp.distribution}); uninstall or disable one "
-                           f"(WMKIT_DISABLE_PLUGINS={comp.plugin})")
-                self._fail(record, message)
-                # roll back what this plugin already added
-                for other in staged:
-                    if self.components[other.kind].get(other.name) is other:
-                        del self.components[other.kind][other.name]
-                return
+                if comp.builtin and not existing.builtin:
+                    # a built-in always wins: the third-party plugin that took its name is refused
+                    self._evict(existing.plugin, _clash(comp, existing))
+                else:
+                    self._fail(record, _clash(existing, comp))
+                    # roll back what this plugin already added
+                    for other in staged:
+                        if self.components[other.kind].get(other.name) is other:
+                            del self.components[other.kind][other.name]
+                        self.broken.pop((other.kind, other.name), None)
+                    return
             self.components[comp.kind][comp.name] = comp
+            self.broken.pop((comp.kind, comp.name), None)
+            gap = abstract_gap(comp.target) if not isinstance(comp.target, str) else ""
+            if gap:
+                self.broken[(comp.kind, comp.name)] = (f"class {_qualname(comp.target)} does not implement {gap}")
+
+    def _evict(self, plugin_name: str, message: str) -> None:
+        """Remove every component of ``plugin_name`` and mark the plugin failed with ``message``."""
+        for kind in self.components:
+            for name in [n for n, c in self.components[kind].items() if c.plugin == plugin_name]:
+                del self.components[kind][name]
+                self.broken.pop((kind, name), None)
+        record = self.records.get(plugin_name) or PluginRecord(name=plugin_name, distribution="", version="")
+        strict, self.strict = self.strict, False  # the built-in's load must not fail for another's clash
+        try:
+            self._fail(record, message)
+        finally:
+            self.strict = strict
 
     # -- queries --------------------------------------------------------------------------------
     def names(self, kind: str) -> list[str]:
@@ -191,21 +244,71 @@ class PluginHost:
         """The component ``name`` of ``kind``, or a :class:`PluginError` listing what exists."""
         if kind not in self.components:
             raise PluginError(f"unknown component kind {kind!r}; kinds are {', '.join(KINDS)}")
+        label = kinds.get(kind).label if kind in kinds.BY_NAME else kind.replace("_", " ")
+        if (kind, name) in self.broken:
+            comp = self.components[kind][name]
+            raise PluginError(f"{label} {name!r} from plugin {comp.plugin!r} ({comp.distribution}) cannot be "
+                              f"used: {self.broken[(kind, name)]}")
         try:
             return self.components[kind][name]
         except KeyError:
-            available = ", ".join(self.names(kind)) or "none"
-            label = kinds.get(kind).label
-            raise PluginError(f"unknown {label} {name!r}; available: {available}") from None
+            pass
+        available = ", ".join(self.names(kind)) or "none"
+        failed = self.errors()
+        for record in failed:  # a failed plugin that registered (or is named like) this component
+            if (kind, name) in record.provides or (not record.provides and record.name == name):
+                raise PluginError(f"{label} {name!r} is unavailable: plugin {record.name!r} that provides it "
+                                  f"failed to load: {record.error} (available: {available})")
+        extra = (f"; plugin(s) {', '.join(repr(r.name) for r in failed)} failed to load (`wmkit plugins`)"
+                 if failed else "")
+        raise PluginError(f"unknown {label} {name!r}; available: {available}{extra}")
 
     def resolve(self, kind: str, name: str) -> Any:
         """The implementing class of component ``name`` of ``kind`` (imports it if lazy)."""
         return self.get(kind, name).load()
 
+    def construct(self, kind: str, name: str, *args: Any, **kwargs: Any) -> Any:
+        """An instance of component ``name`` of ``kind``. Whatever its constructor raises becomes one
+        :class:`PluginError` line naming plugin, class and error (``WMKIT_TRACE_PLUGINS=1`` prints the
+        traceback too)."""
+        comp = self.get(kind, name)
+        cls = comp.load()
+        try:
+            return cls(*args, **kwargs)
+        except KeyboardInterrupt:
+            raise
+        except PluginError:
+            raise
+        except BaseException as exc:
+            if _env_flag("WMKIT_TRACE_PLUGINS"):
+                traceback.print_exc(file=sys.stderr)
+            label = kinds.get(kind).label if kind in kinds.BY_NAME else kind.replace("_", " ")
+            raise PluginError(f"{label} {name!r} from plugin {comp.plugin!r} ({comp.distribution or '?'}): "
+                              f"constructing {_qualname(cls)} failed: {_describe(exc)} "
+                              f"(WMKIT_TRACE_PLUGINS=1 shows the traceback)") from None
+
+    def constructor(self, kind: str, name: str):
+        """``lambda *a, **k: construct(kind, name, *a, **k)``: what ``build_world_model``'s ``resolve`` needs."""
+        def build(*args: Any, **kwargs: Any) -> Any:
+            return self.construct(kind, name, *args, **kwargs)
+
+        return build
+
     def domain(self, name: str, options: dict | None = None):
         """Build the domain ``name`` with its resolved ``[data]`` options."""
-        cls = self.resolve("domain", name)
-        return cls(options or {})
+        return self.construct("domain", name, options or {})
+
+    def check_components(self) -> None:
+        """Import every lazy component once, recording import failures and abstract gaps in
+        :attr:`broken` (what ``wmkit plugins`` shows)."""
+        for kind in self.components:
+            for name, comp in self.components[kind].items():
+                if (kind, name) in self.broken:
+                    continue
+                try:
+                    comp.load()
+                except PluginError as exc:
+                    self.broken[(kind, name)] = str(exc)
 
     def errors(self) -> list[PluginRecord]:
         return [r for r in self.records.values() if r.status == "error"]
@@ -216,9 +319,11 @@ class PluginHost:
         for kind in KINDS:
             for name in self.names(kind):
                 comp = self.components[kind][name]
+                broken = self.broken.get((kind, name))
                 rows.append({"name": name, "kind": kind, "plugin": comp.plugin,
                              "distribution": comp.distribution, "version": comp.version,
-                             "status": "ok", "error": None, "description": comp.description})
+                             "status": "error" if broken else "ok", "error": broken,
+                             "description": comp.description})
         for record in self.records.values():
             if record.status != "ok":
                 rows.append({"name": record.name, "kind": "plugin", "plugin": record.name,
@@ -226,6 +331,34 @@ class PluginHost:
                              "status": record.status, "error": record.error or None,
                              "description": ""})
         return rows
+
+
+def abstract_gap(obj: Any) -> str:
+    """``"abstract method(s) a, b"`` when ``obj`` is a class that leaves abstract methods unimplemented."""
+    if inspect.isclass(obj) and inspect.isabstract(obj):
+        missing = sorted(getattr(obj, "__abstractmethods__", ()))
+        return f"abstract method{'s' if len(missing) != 1 else ''} {', '.join(missing)}"
+    return ""
+
+
+def _qualname(obj: Any) -> str:
+    return f"{getattr(obj, '__module__', '?')}.{getattr(obj, '__qualname__', type(obj).__name__)}"
+
+
+def _describe(exc: BaseException) -> str:
+    """One line for an exception a plugin raised (``SystemExit(0)`` included)."""
+    text = " ".join(str(exc).split())
+    if isinstance(exc, SystemExit):
+        return f"SystemExit({exc.code!r}) (the plugin called sys.exit)"
+    return f"{type(exc).__name__}: {text}"[:400] if text else type(exc).__name__
+
+
+def _clash(kept: Component, refused: Component) -> str:
+    return (f"{refused.kind} {refused.name!r} is registered twice: by plugin {kept.plugin!r} "
+            f"(distribution {kept.distribution}) and by plugin {refused.plugin!r} "
+            f"(distribution {refused.distribution})"
+            + ("; the built-in wins" if kept.builtin else "")
+            + f"; uninstall or disable one (WMKIT_DISABLE_PLUGINS={refused.plugin})")
 
 
 def _distribution_of(ep: metadata.EntryPoint) -> tuple[str, str]:

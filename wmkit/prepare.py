@@ -21,7 +21,7 @@ become identical only because of the cut is stored in ``meta["truncation"]`` (``
 them ``no_token_change`` dropped; ``in_arrays``: identical pairs the arrays hold).
 
 Split (defect D4, never tied to a training seed): a row's ``split`` column when present (``train``
--> 0; ``val`` / ``validation`` / ``test`` / ``dev`` -> 1), otherwise by row id:
+-> 0; ``val`` / ``valid`` / ``validation`` / ``test`` / ``dev`` / ``holdout`` -> 1), otherwise by row id:
 ``int(sha256(("split:" + row_id).encode()).hexdigest()[:8], 16) % 100 < val_percent`` -> val, where
 ``row_id`` is the commit, or ``commit:new_file`` when the commit has several kept rows (a ``git:``
 history yields one row per file of a commit). For one-file-per-commit data this is the rule the
@@ -37,8 +37,9 @@ Rows of one file form a trajectory while consecutive kept rows share ``(repos, n
 previous row's ``new_contents`` equals this row's ``old_contents`` (compared by hash).
 
 The result is cached under ``<cache>/prepared/<domain>/<key>/`` (``cache_dir``, else
-``$WMKIT_CACHE_DIR``, else ``~/.cache/wmkit``), keyed by the domain fingerprint, the source
-fingerprint and every setting above; it is written to a temporary directory and renamed into
+``$WMKIT_CACHE_DIR``, else ``~/.cache/wmkit``), keyed by the domain fingerprint, the domain
+plugin's ``distribution==version`` and :attr:`wmkit.domain.Domain.version`, the source fingerprint
+and every setting above; it is written to a temporary directory and renamed into
 place, so a cache directory is always complete. Arrays are ``.npy`` files memory-mapped on load.
 """
 
@@ -67,7 +68,7 @@ from wmkit.sources import open_rows, source_fingerprint
 #: bump when the on-disk layout or the meaning of a prepared array changes
 FORMAT_VERSION = 4
 WINDOWS = ("head", "edit")
-SPLIT_NAMES = {"train": 0, "val": 1, "valid": 1, "validation": 1, "test": 1, "dev": 1}
+SPLIT_NAMES = {"train": 0, "val": 1, "valid": 1, "validation": 1, "test": 1, "dev": 1, "holdout": 1}
 CHUNK_ROWS = 32
 
 
@@ -380,11 +381,13 @@ def cache_root(cache_dir: str | Path | None = None) -> Path:
 
 
 def cache_key(domain_fingerprint: str, source_fp: str, *, max_len: int, window: str, max_chars: int,
-              min_changed_tokens: int, val_percent: int, limit: int, keep_unchanged: bool = False,
-              holdout_repos: tuple = ()) -> str:
+              min_changed_tokens: int, val_percent: int, limit: int, plugin: str = "",
+              domain_version: str = "", keep_unchanged: bool = False, holdout_repos: tuple = ()) -> str:
+    """``plugin`` (``distribution==version``) and ``domain_version`` (:attr:`Domain.version`) make
+    a plugin upgrade or a changed ``transition()`` rebuild the data instead of reusing it."""
     payload = json.dumps([FORMAT_VERSION, domain_fingerprint, source_fp, max_len, window, max_chars,
-                          min_changed_tokens, val_percent, limit] + ([True] if keep_unchanged else [])
-                         + ([sorted(holdout_repos)] if holdout_repos else []))
+                          min_changed_tokens, val_percent, limit, plugin, domain_version]
+                         + ([True] if keep_unchanged else []) + ([sorted(holdout_repos)] if holdout_repos else []))
     return hashlib.sha256(payload.encode()).hexdigest()
 
 
@@ -550,7 +553,8 @@ def _default_workers() -> int:
 
 def prepare(domain, source: str, *, max_len: int, window: str = "head", max_chars: int = 40000,
             min_changed_tokens: int = 5, val_percent: int = 10, limit: int = 0, keep_unchanged: bool = False,
-            holdout_repos: tuple = (), cache_dir: str | Path | None = None, progress: bool = True, workers: int | None = None) -> PreparedData:
+            holdout_repos: tuple = (), cache_dir: str | Path | None = None, progress: bool = True,
+            workers: int | None = None, plugin: str = "") -> PreparedData:
     """Prepared (cached) data of ``source`` for ``domain``; see the module docstring.
 
     ``workers`` = tokenizing processes (default: the CPUs this process may use; 1 = in-process).
@@ -568,8 +572,9 @@ def prepare(domain, source: str, *, max_len: int, window: str = "head", max_char
     source_fp = source_fingerprint(source, domain=domain)
     fingerprint = domain.fingerprint()
     key = cache_key(fingerprint, source_fp, max_len=max_len, window=window, max_chars=max_chars,
-                    min_changed_tokens=min_changed_tokens, val_percent=val_percent, limit=limit,
-                    keep_unchanged=keep_unchanged, holdout_repos=tuple(holdout_repos))
+                    min_changed_tokens=min_changed_tokens, val_percent=val_percent, limit=limit, plugin=plugin,
+                    domain_version=str(getattr(domain, "version", "")), keep_unchanged=keep_unchanged,
+                    holdout_repos=tuple(holdout_repos))
     root = cache_root(cache_dir) / "prepared" / _safe_name(domain.name)
     final = root / key
     if (final / "meta.json").is_file():
@@ -577,9 +582,13 @@ def prepare(domain, source: str, *, max_len: int, window: str = "head", max_char
             return PreparedData.load(final)
         except DataError:
             _discard(final, root)  # damaged by hand: rebuild
-    root.mkdir(parents=True, exist_ok=True)
-    tmp = root / f".tmp-{key[:16]}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
-    tmp.mkdir()
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+        clean_stale_temporaries(root)
+        tmp = root / f".tmp-{key[:16]}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+        tmp.mkdir()
+    except OSError as exc:
+        raise _cache_error(root, exc) from None
     try:
         _build(domain, source, tmp, max_len=max_len, window=window, max_chars=max_chars,
                       min_changed_tokens=min_changed_tokens, val_percent=val_percent, limit=limit,
@@ -592,6 +601,11 @@ def prepare(domain, source: str, *, max_len: int, window: str = "head", max_char
             if not (final / "meta.json").is_file():
                 raise
             shutil.rmtree(tmp, ignore_errors=True)  # another process finished first: use its copy
+    except OSError as exc:
+        shutil.rmtree(tmp, ignore_errors=True)
+        if exc.filename and str(root) in str(exc.filename):
+            raise _cache_error(root, exc) from None
+        raise
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
@@ -604,6 +618,32 @@ def _truncation_report(c: "_Collector") -> dict:
     identical = c.identical + c.identical_dropped
     return {"identical_after_truncation": identical, "dropped": c.identical_dropped,
             "in_arrays": c.unchanged_kept, "rate": identical / windowed if windowed else 0.0}
+def _cache_error(root: Path, exc: OSError) -> DataError:
+    return DataError(f"prepared-data cache {root}: cannot write ({exc.strerror or type(exc).__name__}); set "
+                     f"WMKIT_CACHE_DIR to a writable folder with free space")
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OverflowError, ValueError):
+        return True
+    return True
+
+
+def clean_stale_temporaries(root: Path) -> list[str]:
+    """Remove ``.tmp-KEY-PID-*`` and ``.trash-*`` directories left by killed processes (a live
+    process's temporary is kept). Returns the names removed."""
+    removed = []
+    for path in list(root.glob(".tmp-*")) + list(root.glob(".trash-*")):
+        parts = path.name.split("-")
+        if path.name.startswith(".tmp-") and len(parts) >= 4 and parts[2].isdigit() and _pid_alive(int(parts[2])):
+            continue
+        shutil.rmtree(path, ignore_errors=True)
+        removed.append(path.name)
+    return removed
 
 
 def _discard(path: Path, root: Path) -> None:

@@ -14,6 +14,7 @@ import difflib
 import hashlib
 import json
 import os
+import re
 import sys
 from dataclasses import dataclass, field
 from importlib import resources
@@ -26,7 +27,7 @@ else:  # pragma: no cover
     import tomli as tomllib
 
 from wmkit import kinds
-from wmkit.errors import RecipeError
+from wmkit.errors import PluginError, RecipeError
 from wmkit.schema import Field, validate
 
 # ---------------------------------------------------------------------------------------------
@@ -39,12 +40,13 @@ CORE_SCHEMA: dict = {
         "name": Field(str, "unnamed", "recipe name, used in run-directory names"),
         "description": Field(str, "", "one line shown by `wmkit recipes`"),
         "extends": Field(str, "", "a shipped recipe name or path whose values this recipe starts from"),
-        "seed": Field(int, 42, "seeds python, numpy and torch before anything is built"),
+        "seed": Field(int, 42, "seeds python, numpy and torch before anything is built", minimum=0,
+                      maximum=2**32 - 1),
     },
     "data": {
         "source": Field(str, "default", "jsonl:PATH, parquet:PATH, hf:ID[/CONFIG], git:PATH[@REV], or "
                         "'default' for the domain's embedded default"),
-        "max_len": Field(int, 512, "tokens per state (longer states are truncated)", minimum=4),
+        "max_len": Field(int, 512, "tokens per state (longer states are truncated)", minimum=4, maximum=1 << 20),
         "window": Field(str, "head", "which max_len tokens to keep: the first ones (reference) or a "
                         "window centred on the first edited token", choices=("head", "edit")),
         "max_chars": Field(int, 40000, "drop rows whose before or after text is longer (reference)", minimum=1),
@@ -59,12 +61,12 @@ CORE_SCHEMA: dict = {
                                 "by default they are dropped as no_token_change"),
     },
     "model": {
-        "dim": Field(int, 128, "latent width D", minimum=1),
-        "heads": Field(int, 4, "attention heads", minimum=1),
-        "mlp_ratio": Field(int, 4, "MLP width = dim * mlp_ratio", minimum=1),
+        "dim": Field(int, 128, "latent width D", minimum=1, maximum=1 << 16),
+        "heads": Field(int, 4, "attention heads", minimum=1, maximum=1024),
+        "mlp_ratio": Field(int, 4, "MLP width = dim * mlp_ratio", minimum=1, maximum=64),
         "dropout": Field(float, 0.1, "dropout in blocks and after positions", minimum=0.0, maximum=1.0),
         "encoder": {
-            "loops": Field(int, 3, "encoder loops (readouts)", minimum=1),
+            "loops": Field(int, 3, "encoder loops (readouts)", minimum=1, maximum=64),
         },
         "predictor": {
             "input_loop": Field(int, 0, "0: the predictor reads the final readout; k: loop k's readout "
@@ -76,7 +78,7 @@ CORE_SCHEMA: dict = {
         "action": {},
         "projector": {
             "enabled": Field(bool, True, "train-time projectors inside the pred loss (reference default)"),
-            "hidden": Field(int, 256, "projector hidden width", minimum=1),
+            "hidden": Field(int, 256, "projector hidden width", minimum=1, maximum=1 << 16),
         },
         "target": {"ema_decay": Field(float, 0.99999, "EMA decay of the target encoder", minimum=0.0, maximum=1.0)},
     },
@@ -103,7 +105,7 @@ CORE_SCHEMA: dict = {
     "optim": {
         "lr": Field(float, 3e-4, "peak AdamW learning rate", minimum=0.0),
         "weight_decay": Field(float, 0.01, "AdamW weight decay", minimum=0.0),
-        "batch_size": Field(int, 128, "pairs per step", minimum=2),
+        "batch_size": Field(int, 128, "pairs per step", minimum=2, maximum=1 << 20),
         "warmup_steps": Field(int, 200, "linear warm-up from min_lr_ratio*lr", minimum=0),
         "min_lr_ratio": Field(float, 0.01, "warm-up start and cosine floor, as a fraction of lr", minimum=0.0),
         "grad_clip": Field(float, 1.0, "gradient-norm clip (0 = off)", minimum=0.0),
@@ -116,19 +118,19 @@ CORE_SCHEMA: dict = {
         "device": Field(str, "auto", "auto, cpu, cuda, cuda:N"),
         "precision": Field(str, "auto", "auto (bf16 autocast on CUDA, fp32 on CPU), fp32, bf16",
                            choices=("auto", "fp32", "bf16")),
-        "threads": Field(int, 0, "torch CPU threads (0 = torch's default)", minimum=0),
+        "threads": Field(int, 0, "torch CPU threads (0 = torch's default)", minimum=0, maximum=4096),
         "select": Field(str, "knn1_over_copy", "the probe criterion that picks the best checkpoint and drives "
                         "train.patience (never delta cos or lift): knn1_over_copy = prediction KNN@1 minus copy's "
                         "KNN@1, knn_at_1, knn_at_5, beats_copy",
                         choices=("knn1_over_copy", "knn_at_1", "knn_at_5", "beats_copy")),
         "patience": Field(int, 0, "stop after this many probes in a row without a new best train.select value "
-                          "(0 = never stop early)", minimum=0),
+                          "(0 = never stop early)", minimum=0, maximum=1 << 20),
     },
     "eval": {
         "probe_size": Field(int, 1024, "validation pairs in the fixed probe gallery that train.select is measured "
                             "on (0 = every validation pair); a run with fewer validation pairs is refused",
-                            minimum=0),
-        "batch_size": Field(int, 128, "probe pairs encoded at once", minimum=1),
+                            minimum=0, maximum=1 << 20),
+        "batch_size": Field(int, 128, "probe pairs encoded at once", minimum=1, maximum=1 << 20),
     },
 }
 
@@ -251,8 +253,11 @@ def shipped_recipes() -> dict[str, Path]:
 def find_recipe(name_or_path: str) -> Path:
     """A recipe path from a path or a shipped recipe name; a clear error otherwise."""
     path = Path(name_or_path)
-    if path.is_file():
-        return path
+    try:
+        if path.is_file():
+            return path
+    except (OSError, ValueError):  # a NUL byte or an over-long name: not a path
+        raise RecipeError(f"recipe {name_or_path!r}: not a usable path or recipe name") from None
     shipped = shipped_recipes()
     stem = path.stem if path.suffix == ".toml" else name_or_path
     if stem in shipped and (path.suffix == "" or not path.exists()):
@@ -268,17 +273,38 @@ def read_toml(path: Path) -> dict:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise RecipeError(f"{path}: cannot read recipe: {exc.strerror}") from None
+    except UnicodeDecodeError as exc:
+        raise RecipeError(f"{path}: not a UTF-8 text file (byte {exc.start} is {exc.object[exc.start:exc.start + 1]!r}); "
+                          f"recipes are TOML text") from None
     try:
         return tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise RecipeError(f"{path}: invalid TOML: {exc}") from None
 
 
+def _extends_path(path: Path, base_name: str) -> Path:
+    """``meta.extends`` of the recipe at ``path``: a path relative to that recipe's folder (or
+    absolute), else a shipped recipe name."""
+    beside = Path(path).parent / Path(base_name).expanduser()
+    try:
+        if beside.is_file():
+            return beside
+    except (OSError, ValueError):
+        raise RecipeError(f"{path}: meta.extends {base_name!r} is not a usable path or recipe name") from None
+    try:
+        return find_recipe(base_name)
+    except RecipeError as exc:
+        raise RecipeError(f"{path}: meta.extends: {exc}") from None
+
+
 def _raw_recipe(path: Path, seen: tuple = ()) -> dict:
     raw = read_toml(path)
     base_name = raw.get("meta", {}).get("extends", "") if isinstance(raw.get("meta"), dict) else ""
+    if not isinstance(base_name, str):
+        raise RecipeError(f"{path}: meta.extends: expected a string (a shipped recipe name or a path), got "
+                          f"{type(base_name).__name__} {base_name!r}")
     if base_name:
-        base_path = find_recipe(base_name)
+        base_path = _extends_path(path, base_name)
         if base_path.resolve() in seen:
             raise RecipeError(f"{path}: meta.extends forms a cycle through {base_path}")
         base = _raw_recipe(base_path, seen + (path.resolve(),))
@@ -339,7 +365,7 @@ def environment_overrides(environ: Mapping[str, str] | None = None) -> dict[str,
         if var in environ:
             try:
                 out[var] = (key, convert(environ[var]))
-            except ValueError as exc:
+            except (ValueError, OverflowError, TypeError) as exc:
                 raise RecipeError(f"environment variable {var}={environ[var]!r} (for {key}): {exc}") from None
     return out
 
@@ -354,7 +380,10 @@ def build_schema(raw: Mapping, host) -> dict:
         chosen = kind.chosen(raw)
         if not isinstance(chosen, str):
             continue  # validation reports the type error
-        component = host.get(kind.name, chosen)  # PluginError lists the available names
+        try:
+            component = host.get(kind.name, chosen)  # the error lists the available names
+        except PluginError as exc:
+            raise RecipeError(f"{kind.path}: {exc}") from None
         for key, field in component.options.items():
             if key in section and isinstance(section[key], Field) and key != kind.key:
                 section[key] = field  # a plugin may refine a core field's default or help
@@ -393,9 +422,12 @@ def load_recipe(source: str | Path | None, *, overrides: list[str] = (), domain:
     if not isinstance(raw.get("meta", {}), Mapping):
         raise RecipeError(f"{path}: meta must be a table")
     notes = migrate_deprecated(raw)
-    schema = build_schema(raw, host)
-    values = validate(schema, raw)
-    _check_consistency(values)
+    try:
+        schema = build_schema(raw, host)
+        values = validate(schema, raw)
+        _check_consistency(values)
+    except RecipeError as exc:
+        raise _name_env_source(exc, env) from None
     return Recipe(values=values, origin=str(path), overrides=list(overrides),
                   env={var: str(v[1]) for var, v in env.items()}, notes=notes)
 
@@ -418,7 +450,48 @@ def migrate_deprecated(raw: dict) -> list[str]:
     return notes
 
 
+def _name_env_source(exc: RecipeError, env: Mapping[str, tuple[str, Any]]) -> RecipeError:
+    """``exc`` with ``(from WM_X=...)`` appended when its key was set by an environment variable."""
+    text = str(exc)
+    key = text.split(":", 1)[0].split("[", 1)[0]
+    for var, (env_key, value) in env.items():
+        if env_key == key or re.search(rf"(?<![\w.]){re.escape(env_key)}(?![\w.])", text):
+            return RecipeError(f"{exc} (from the environment variable {var}={value!r}; unset it or fix it)")
+    return exc
+
+
+#: device strings a recipe may name; whether one is present is checked when training starts
+DEVICE_PATTERN = re.compile(r"^(auto|cpu|cuda(:\d+)?|mps|xpu(:\d+)?)$")
+
+
+def memory_lower_bound(values: Mapping) -> int:
+    """Bytes a training run needs at least: encoder and predictor attention + MLP weights with their
+    gradients and two AdamW moments (4 x fp32), plus one fp32 activation per token and dimension for
+    both sides of the batch. Real use is several times higher; this bound only refuses the impossible."""
+    dim, ratio = values["model"]["dim"], values["model"]["mlp_ratio"]
+    params = 2 * (4 + 2 * ratio) * dim * dim
+    activations = 2 * values["optim"]["batch_size"] * values["data"]["max_len"] * dim
+    return 4 * (4 * params + activations)
+
+
+def _physical_memory() -> int | None:
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):
+        return None
+
+
 def _check_consistency(values: Mapping) -> None:
+    device = values["train"]["device"]
+    if not DEVICE_PATTERN.match(device):
+        raise RecipeError(f"train.device: {device!r} is not a device torch offers; use auto, cpu, cuda, cuda:N "
+                          f"or mps")
+    need, have = memory_lower_bound(values), _physical_memory()
+    if have and need > have:
+        raise RecipeError(f"model.dim={values['model']['dim']}, data.max_len={values['data']['max_len']}, "
+                          f"optim.batch_size={values['optim']['batch_size']}: training needs at least "
+                          f"{need / 2**30:.1f} GiB (weights, gradients, AdamW state, one activation per token) but "
+                          f"this machine has {have / 2**30:.1f} GiB; lower them")
     loops = values["model"]["encoder"]["loops"]
     for k in values["loss"]["aux"]["loops"]:
         if not 1 <= k <= loops:
@@ -429,6 +502,43 @@ def _check_consistency(values: Mapping) -> None:
     if values["model"]["dim"] % values["model"]["heads"]:
         raise RecipeError(f"model.heads: {values['model']['heads']} does not divide model.dim = "
                           f"{values['model']['dim']}")
+
+
+def recipe_over_run(values: Mapping, *, overrides: list[str] = (), environ: Mapping[str, str] | None = None,
+                    host=None, origin: str = "config.json") -> Recipe:
+    """A run's recorded recipe with ``WM_*`` variables and ``--set`` overrides applied, validated
+    (what ``--resume RUN`` compares with the run's own recipe)."""
+    if host is None:
+        from wmkit.plugins import get_host
+
+        host = get_host()
+    raw = copy.deepcopy(dict(values))
+    notes = migrate_deprecated(raw)  # runs recorded before a key was renamed
+    env = environment_overrides(environ)
+    for _var, (key, value) in env.items():
+        set_dotted(raw, key, value)
+    for text in overrides:
+        key, value = parse_override(text)
+        set_dotted(raw, key, value)
+    try:
+        values = validate(build_schema(raw, host), raw)
+        _check_consistency(values)
+    except RecipeError as exc:
+        raise _name_env_source(exc, env) from None
+    return Recipe(values=values, origin=origin, overrides=list(overrides),
+                  env={var: str(v[1]) for var, v in env.items()}, notes=notes)
+
+
+def recipe_from_dict(values: Mapping, host=None) -> Recipe:
+    """Re-validate an already resolved recipe (e.g. from a checkpoint's config.json)."""
+    if host is None:
+        from wmkit.plugins import get_host
+
+        host = get_host()
+    values = copy.deepcopy(dict(values))
+    notes = migrate_deprecated(values)
+    schema = build_schema(values, host)
+    return Recipe(values=validate(schema, values), origin="config.json", overrides=[], env={}, notes=notes)
 
 
 def describe_recipe(path: Path) -> str:

@@ -38,6 +38,15 @@ def check_action_inputs(recipe, domain_class, host) -> None:
         raise RecipeError(f"model.action.name: action encoder {name!r} reads {', '.join(missing)}, which domain "
                           f"{getattr(domain_class, 'name', '?')!r} does not offer (it offers {', '.join(offered)}); "
                           f"choices: {', '.join(usable) or 'none'}")
+def domain_plugin_id(recipe, host=None) -> str:
+    """``distribution==version`` of the plugin that registered the recipe's domain (prepared-data
+    cache key: upgrading the plugin rebuilds its data)."""
+    if host is None:
+        from wmkit.plugins import get_host
+
+        host = get_host()
+    component = host.get("domain", _values(recipe)["data"]["domain"])
+    return f"{component.distribution or component.plugin}=={component.version}"
 
 
 def resolve_source(recipe, domain, source: str | None = None) -> str:
@@ -61,15 +70,29 @@ def load_data(recipe, *, source: str | None = None, host=None, progress: bool = 
                        min_changed_tokens=data["min_changed_tokens"], val_percent=data["val_percent"],
                        keep_unchanged=bool(data.get("keep_unchanged", False)),
                        holdout_repos=tuple(data.get("holdout_repos", ())),
-                       limit=data["limit"], cache_dir=cache_dir, progress=progress)
+                       limit=data["limit"], cache_dir=cache_dir, progress=progress,
+                       plugin=domain_plugin_id(recipe, host))
     return domain, prepared
 
 
 def pick_device(name: str):
+    """The torch device ``train.device`` names, checked against what this machine has."""
     import torch
 
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name.startswith("cuda") and not torch.cuda.is_available():
-        raise RecipeError(f"train.device: {name!r} asked for but CUDA is not available; use cpu or auto")
-    return torch.device(name)
+    try:
+        device = torch.device(name)
+    except (RuntimeError, ValueError, TypeError):
+        raise RecipeError(f"train.device: {name!r} is not a device torch knows; use auto, cpu, cuda or cuda:N") from None
+    if device.type == "cuda":
+        if not torch.cuda.is_available():
+            raise RecipeError(f"train.device: {name!r} asked for but CUDA is not available; use cpu or auto")
+        if device.index is not None and device.index >= torch.cuda.device_count():
+            raise RecipeError(f"train.device: {name!r} but this machine has {torch.cuda.device_count()} CUDA "
+                              f"device(s) (cuda:0..cuda:{torch.cuda.device_count() - 1})")
+    elif device.type == "mps" and not (hasattr(torch.backends, "mps") and torch.backends.mps.is_available()):
+        raise RecipeError(f"train.device: {name!r} asked for but MPS is not available; use cpu or auto")
+    elif device.type == "xpu" and not (hasattr(torch, "xpu") and torch.xpu.is_available()):
+        raise RecipeError(f"train.device: {name!r} asked for but no XPU is available; use cpu or auto")
+    return device

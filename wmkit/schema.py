@@ -8,11 +8,15 @@ recipe loader merges those options into the section the plugin was chosen for.
 from __future__ import annotations
 
 import difflib
+import math
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
 from wmkit.errors import RecipeError
 
+
+#: the largest integer any option accepts (what torch and numpy can hold); fields set tighter bounds
+MAX_INT = 2**63 - 1
 
 _TYPE_NAMES = {int: "integer", float: "number", str: "string", bool: "boolean", list: "list"}
 
@@ -40,6 +44,12 @@ class Field:
         if value is None and self.nullable:
             return None
         value = _coerce(self.type, value, path, self.item)
+        for i, number in enumerate(value if isinstance(value, list) else [value]):
+            where = f"{path}[{i}]" if isinstance(value, list) else path
+            if isinstance(number, float) and not math.isfinite(number):
+                raise RecipeError(f"{where}: {number!r} is not a finite number; give a finite value")
+            if isinstance(number, int) and not isinstance(number, bool) and abs(number) > MAX_INT:
+                raise RecipeError(f"{where}: {number} is outside the integers wmkit accepts (|n| <= 2**63-1)")
         if self.choices is not None and value not in self.choices:
             hint = _suggest(str(value), [str(c) for c in self.choices])
             options = ", ".join(repr(c) for c in self.choices)

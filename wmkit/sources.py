@@ -26,6 +26,7 @@ import hashlib
 import json
 import logging
 import os
+import re
 import socket
 import subprocess
 import threading
@@ -94,8 +95,20 @@ def source_fingerprint(source: str, *, domain=None) -> str:
 
 
 # -- scheme parsing ----------------------------------------------------------------------------
+#: ``scheme://`` URLs wmkit does not read itself (a copy would be needed first)
+_URL = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*)://")
+
+
+def _refuse_url(source: str, target: str) -> None:
+    match = _URL.match(target)
+    if match:
+        raise DataError(f"data source {source!r}: {match.group(1)}:// URLs are not read directly; copy the files "
+                        f"here and pass jsonl:PATH or parquet:PATH (or a Hub data set as hf:ID)")
+
+
 def _split_scheme(source: str) -> tuple[str, str]:
     source = source.strip()
+    _refuse_url(source, source)
     for scheme in SCHEMES:
         if source.startswith(scheme):
             target = source[len(scheme):]
@@ -132,6 +145,7 @@ def _format_of(path: Path, default: str) -> str:
 def _local_files(target: str, kind: str, source: str) -> list[Path]:
     """The files a ``jsonl:``/``parquet:`` target names (comma-separated; directories expanded)."""
     files: list[Path] = []
+    _refuse_url(source, target.strip())
     for part in [p.strip() for p in target.split(",") if p.strip()]:
         path = Path(os.path.expanduser(part))
         if any(ch in part for ch in "*?["):
@@ -175,6 +189,12 @@ def _read_files(files: list[Path], kind: str) -> Iterator[dict]:
         if builder == "json" and path.name.lower().endswith(".zst"):
             _require_zstandard(path)
         try:
+            empty = path.stat().st_size == 0
+        except OSError as exc:
+            raise DataError(f"{path}: cannot read it ({exc.strerror})") from None
+        if empty:
+            raise DataError(f"{path}: the file is empty (0 bytes); pass a file with rows in the CommitPackFT schema")
+        try:
             stream = datasets.load_dataset(builder, data_files=[str(path)], split="train", streaming=True)
             iterator = iter(stream)
         except Exception as exc:
@@ -191,6 +211,7 @@ def _read_files(files: list[Path], kind: str) -> Iterator[dict]:
             if first:
                 _check_columns(row, str(path))
                 first = False
+            _check_types(row, str(path))
             yield _normalise(row)
 
 
@@ -214,6 +235,20 @@ def _check_columns(row: Mapping[str, Any], where: str) -> None:
                         f"(columns present: {present}); rows need old_contents and new_contents")
 
 
+#: columns that must hold text (or be null) in every row
+TEXT_COLUMNS = ("old_contents", "new_contents", "old_file", "new_file")
+
+
+def _check_types(row: Mapping[str, Any], where: str) -> None:
+    if not isinstance(row, Mapping):
+        raise DataError(f"{where}: a row is a {type(row).__name__}, not an object with CommitPackFT columns")
+    for column in TEXT_COLUMNS:
+        value = row.get(column)
+        if value is not None and not isinstance(value, str):
+            raise DataError(f"{where}: row {str(row.get('commit') or '?')[:40]!r}: {column} is a "
+                            f"{type(value).__name__}, not text; every {column} must be a string")
+
+
 def _normalise(row: Mapping[str, Any]) -> dict:
     out = dict(row)
     for column in COLUMNS:
@@ -228,6 +263,7 @@ def _checked(rows: Iterator[Mapping[str, Any]], source: str) -> Iterator[dict]:
         if first:
             _check_columns(row, f"data source {source!r}")
             first = False
+        _check_types(row, f"data source {source!r}")
         yield _normalise(row)
 
 

@@ -27,12 +27,20 @@ def wmkit_host():
 
 
 @pytest.fixture
-def register_plugin(wmkit_host):
-    """``register_plugin(obj, name)`` -> PluginRecord; the plugin disappears after the test."""
+def _wmkit_registrations():
+    """In-process plugins registered by ``register_plugin`` in this test: ``wmkit_cli`` re-adds them."""
+    return []
+
+
+@pytest.fixture
+def register_plugin(wmkit_host, _wmkit_registrations):
+    """``register_plugin(obj, name)`` -> PluginRecord; the plugin disappears after the test. It is
+    also visible to the ``wmkit_cli`` fixture's commands."""
     names = []
 
     def register(obj, name: str, **kwargs):
         names.append(name)
+        _wmkit_registrations.append((obj, name, kwargs))
         return wmkit_host.register_plugin(obj, name, **kwargs)
 
     yield register
@@ -42,16 +50,31 @@ def register_plugin(wmkit_host):
 
 
 @pytest.fixture
-def wmkit_cli():
+def wmkit_cli(_wmkit_registrations):
+    """``wmkit_cli(*args, env=None)``: each call gets a fresh host (so ``env`` applies to plugin
+    loading) holding the installed plugins and those added with ``register_plugin``."""
+    import os
+    from unittest import mock
+
     from click.testing import CliRunner
 
     from wmkit.cli import cli
-    from wmkit.plugins import reset_host
+    from wmkit.plugins import PluginHost, reset_host
 
     runner = CliRunner()
 
     def invoke(*args: str, env: dict | None = None):
         reset_host(None)
+        if _wmkit_registrations:
+            changes = {k: v for k, v in (env or {}).items() if v is not None}
+            with mock.patch.dict(os.environ, changes):
+                for k, v in (env or {}).items():
+                    if v is None:
+                        os.environ.pop(k, None)
+                host = PluginHost()
+                for obj, name, kwargs in _wmkit_registrations:
+                    host.register_plugin(obj, name, **kwargs)
+            reset_host(host)
         return runner.invoke(cli, list(args), env=env, catch_exceptions=False)
 
     yield invoke
@@ -65,7 +88,7 @@ def write_commitpack_jsonl(path: Path, rows: list[dict]) -> Path:
     path = Path(path)
     with path.open("w", encoding="utf-8") as fh:
         for i, row in enumerate(rows):
-            full = dict(defaults, commit=f"{i:040x}", **row)
+            full = {**defaults, "commit": f"{i:040x}", **row}  # a row may carry its own commit
             fh.write(json.dumps(full) + "\n")
     return path
 

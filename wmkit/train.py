@@ -9,10 +9,11 @@ run reproduces the uninterrupted one step for step.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
+import os
 import random
-import shutil
 import subprocess
 import sys
 import time
@@ -22,12 +23,13 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from wmkit import __version__, kinds
-from wmkit.checkpoint import (load_trainer_state, load_weights, read_index, resolve_checkpoint, save_checkpoint,
-                              update_index, write_json_atomic)
-from wmkit.errors import RecipeError, RunError, WmkitError
+from wmkit import __version__, jsonsafe, kinds
+from wmkit.checkpoint import (ANOTHER_CHECKPOINT, fit_weights, load_trainer_state, load_weights, read_index, resolve_checkpoint,
+                              save_checkpoint, update_index, write_json_atomic)
+from wmkit.errors import CheckpointError, RecipeError, RunError, WmkitError
 from wmkit.evaluation import criterion_value, probe_validation
 from wmkit.model import build_initial_world_model
+from wmkit.rundir import RunLock, check_target, is_empty_dir, is_run, recover, stage, write_marker
 from wmkit.runtime import check_action_inputs, load_data, pick_device, resolve_source
 
 #: reference §5 warnings
@@ -130,38 +132,116 @@ def _truncate_metrics(path: Path, last_step: int) -> None:
             break  # a line cut by a kill: everything after it is gone too
         if row.get("step", 0) <= last_step:
             kept.append(line)
-    tmp = path.with_suffix(".jsonl.tmp")
+    tmp = path.with_name(path.name + ".tmp")
     tmp.write_text("".join(f"{line}\n" for line in kept))
     tmp.replace(path)
 
 
-def prepare_run_dir(recipe, out: Path | None, *, resume: bool, force: bool) -> tuple[Path, Path | None]:
-    """Decide where the run goes; refuse to clobber. Returns ``(run_dir, checkpoint_to_resume)``."""
+def _run_config(run_dir: Path) -> dict:
+    """The run's ``config.json``, or one :class:`RunError` line when it is missing or damaged."""
+    config = Path(run_dir) / "config.json"
+    if not config.exists():
+        raise RunError(f"--resume {run_dir}: no run there (missing config.json); start it without --resume")
+    try:
+        body = json.loads(config.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise RunError(f"--resume {run_dir}: config.json is truncated or unreadable ({type(exc).__name__}); "
+                       f"the run cannot be resumed: start a new one") from None
+    if not isinstance(body, dict) or not isinstance(body.get("recipe"), dict):
+        raise RunError(f"--resume {run_dir}: config.json holds no recorded recipe; the run cannot be resumed: "
+                       f"start a new one")
+    return body
+
+
+def _checkpoint_to_resume(run_dir: Path, name: str | None) -> Path | None:
+    """``checkpoints/<name>`` (``--checkpoint step-N``), else the latest; None when there is none."""
+    index = read_index(run_dir)
+    if name is None:
+        return resolve_checkpoint(run_dir, "latest") if index.get("latest") else None
+    chosen = Path(run_dir) / "checkpoints" / name
+    if not name.startswith("step-") or not chosen.is_dir():
+        have = ", ".join(f"step-{s}" for s in index.get("steps", [])) or "none"
+        raise RunError(f"--checkpoint {name}: no such checkpoint in {run_dir} (have: {have})")
+    return chosen
+
+
+def _forget_later_checkpoints(run_dir: Path, step: int) -> None:
+    """After ``--checkpoint step-N``: the index forgets later checkpoints (rewritten when reached)."""
+    index = read_index(run_dir)
+    steps = [s for s in index.get("steps", []) if s <= step]
+    best = index.get("best")
+    if best and int(best.split("-")[1]) > step:
+        index.update(best=None, best_metric=None)
+    index.update(latest=f"step-{step}", steps=steps)
+    write_json_atomic(Path(run_dir) / "checkpoints" / "index.json", index)
+
+
+def prepare_run_dir(recipe, out: Path | None, *, resume: bool, force: bool,
+                    checkpoint: str | None = None) -> tuple[Path, Path | None]:
+    """Decide where the run goes; refuse to clobber. Returns ``(run_dir, checkpoint_to_resume)``.
+
+    Call it holding the run's :class:`wmkit.rundir.RunLock`."""
     run_dir = Path(out) if out is not None else default_run_dir(recipe)
-    config = run_dir / "config.json"
+    if resume and force:
+        raise RunError(f"--resume {run_dir} --force: --resume continues the run and --force replaces it; "
+                       f"pass only one")
+    if checkpoint is not None and not resume:
+        raise RunError(f"--checkpoint {checkpoint}: only meaningful with --resume RUN_DIR")
     if resume:
-        if not config.exists():
-            raise RunError(f"--resume {run_dir}: no run there (missing config.json); start it without --resume")
-        previous = json.loads(config.read_text())["recipe"]
+        previous = _run_config(run_dir)["recipe"]
         diff = recipe_differences(previous, recipe.values)
         if diff:
+            from wmkit.recipe import ENV_VARS
+
+            sources = {ENV_VARS[var][0]: var for var in getattr(recipe, "env", {}) if var in ENV_VARS}
+            named = ", ".join(f"{k} (from {sources[k]})" if k in sources else k for k in diff)
             raise RunError(f"--resume {run_dir}: the resolved recipe differs from the run's in "
-                           f"{', '.join(diff)}; resume with the same recipe and overrides or start a new run")
-        index = read_index(run_dir)
-        if not index.get("latest"):
-            return run_dir, None
-        return run_dir, resolve_checkpoint(run_dir, "latest")
-    if run_dir.exists() and any(run_dir.iterdir()):
-        if not force:
-            raise RunError(f"--out {run_dir}: already holds a run; pass --resume to continue it or --force "
-                           f"to replace it")
+                           f"{named}; resume with the same recipe and overrides or start a new run")
+        return run_dir, _checkpoint_to_resume(run_dir, checkpoint)
+    check_target(run_dir, force=force)
     return run_dir, None
+
+
+def _training_rows_error(data, batch_size: int, n_train: int, n_val: int) -> str:
+    counts = data.meta.get("counts", {})
+    if n_train == 0 and n_val > 0:
+        return (f"data: all {n_val} kept rows are validation rows (split rule: {counts.get('split_rule', '?')}); "
+                f"the split column must mark some rows 'train', or drop it to split by commit hash")
+    return (f"data: only {n_train} training rows after filtering but optim.batch_size is "
+            f"{batch_size}; lower it with --set optim.batch_size=N or use more data")
+
+
+def _all_finite(model) -> bool:
+    return all(bool(torch.isfinite(t).all()) for t in model.state_dict().values() if t.is_floating_point())
 
 
 def train(recipe, *, out: Path | None = None, resume: bool = False, force: bool = False,
           early_stop: int | None = None, data_source: str | None = None, host=None,
-          console=None, live: bool | None = None) -> RunResult:
-    """Train ``recipe`` (a resolved :class:`wmkit.recipe.Recipe`) and return where it went."""
+          console=None, live: bool | None = None, checkpoint: str | None = None) -> RunResult:
+    """Train ``recipe`` (a resolved :class:`wmkit.recipe.Recipe`) and return where it went.
+
+    The run directory is locked for the whole call (a second writer is refused); ``force``
+    replaces an existing run only once the new one has validated and prepared its data."""
+    run_dir = Path(out) if out is not None else default_run_dir(recipe)
+    if resume and force:
+        raise RunError(f"--resume {run_dir} --force: --resume continues the run and --force replaces it; "
+                       f"pass only one")
+    # under torchrun every rank calls train(): the lock (and the cleanup it guards) belongs to rank 0
+    primary = os.environ.get("RANK", "0") == "0"
+    with RunLock(run_dir) if primary else contextlib.nullcontext():
+        if primary:
+            recover(run_dir)
+        try:
+            return _train(recipe, run_dir, resume=resume, force=force, early_stop=early_stop,
+                          data_source=data_source, host=host, console=console, live=live, checkpoint=checkpoint)
+        except OSError as exc:  # a read-only or full --out: one line, what was written stays valid
+            where = exc.filename or run_dir
+            raise RunError(f"--out {run_dir}: cannot write {where} ({exc.strerror or type(exc).__name__}); "
+                           f"free space or choose a writable --out, then --resume") from None
+
+
+def _train(recipe, run_dir: Path, *, resume: bool, force: bool, early_stop: int | None, data_source: str | None,
+           host, console, live: bool | None, checkpoint: str | None) -> RunResult:
     from wmkit.plugins import get_host
     from wmkit.progress import TrainingView
 
@@ -171,7 +251,7 @@ def train(recipe, *, out: Path | None = None, resume: bool = False, force: bool 
     stop_at = min(early_stop, total_steps) if early_stop else total_steps
 
     # 1. where the run goes, and what it resumes from (refuses before touching anything)
-    run_dir, resume_from = prepare_run_dir(recipe, out, resume=resume, force=force)
+    run_dir, resume_from = prepare_run_dir(recipe, run_dir, resume=resume, force=force, checkpoint=checkpoint)
     check_action_inputs(recipe, host.resolve("domain", v["data"]["domain"]), host)
 
     # 2. data (cached); any data error stops us before the run directory is written
@@ -180,8 +260,7 @@ def train(recipe, *, out: Path | None = None, resume: bool = False, force: bool 
     val_idx = np.asarray(data.val_indices(), dtype=np.int64)
     batch_size = v["optim"]["batch_size"]
     if len(train_idx) < batch_size:
-        raise RunError(f"data: only {len(train_idx)} training rows after filtering but optim.batch_size is "
-                       f"{batch_size}; lower it with --set optim.batch_size=N or use more data")
+        raise RunError(_training_rows_error(data, batch_size, len(train_idx), len(val_idx)))
     if len(val_idx) < 2:
         raise RunError(f"data: only {len(val_idx)} validation rows; use more data or raise data.val_percent")
     probe_size = v["eval"]["probe_size"] or len(val_idx)
@@ -189,16 +268,13 @@ def train(recipe, *, out: Path | None = None, resume: bool = False, force: bool 
         raise RecipeError(f"eval.probe_size: {probe_size} validation pairs asked for the probe gallery that "
                           f"train.select = {v['train']['select']!r} is measured on, but the data has only "
                           f"{len(val_idx)}; lower eval.probe_size (0 = all {len(val_idx)}) or use more data")
-    if force and run_dir.exists() and not resume:
-        shutil.rmtree(run_dir)
-    run_dir.mkdir(parents=True, exist_ok=True)
+    device = pick_device(v["train"]["device"])  # an unusable device is refused before anything is replaced
 
     # 3. seed everything, then construct (reference defect D3)
     if v["train"]["threads"]:
         torch.set_num_threads(v["train"]["threads"])
-    device = pick_device(v["train"]["device"])
     model = build_initial_world_model(v, vocab_size=domain.vocab.size, pad_id=domain.vocab.pad_id,
-                                      action_dim=domain.action_dim, resolve=host.resolve).to(device)
+                                      action_dim=domain.action_dim, resolve=host.constructor).to(device)
     optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=v["optim"]["lr"],
                                   weight_decay=v["optim"]["weight_decay"])
     sampler = torch.Generator().manual_seed(v["meta"]["seed"])
@@ -212,16 +288,25 @@ def train(recipe, *, out: Path | None = None, resume: bool = False, force: bool 
     start_step, best_metric, best_loss, warned, stale = 0, -math.inf, math.inf, set(), 0
     select, patience = v["train"]["select"], v["train"]["patience"]
     if resume_from is not None:
-        model.load_state_dict(load_weights(resume_from))
+        fit_weights(model, load_weights(resume_from), resume_from)
         opt_state, rng, trainer = load_trainer_state(resume_from)
-        optimizer.load_state_dict(opt_state)
-        _restore_rng(rng, trainer, sampler)
+        try:
+            optimizer.load_state_dict(opt_state)
+            _restore_rng(rng, trainer, sampler)
+        except (ValueError, KeyError, TypeError, RuntimeError, IndexError) as exc:
+            raise CheckpointError(f"{resume_from}: optimizer or RNG state does not fit this run "
+                                  f"({type(exc).__name__}: {' '.join(str(exc).split())[:200]}); "
+                                  f"{ANOTHER_CHECKPOINT}") from None
         start_step = trainer["step"]
         best_metric = trainer["best_metric"] if trainer["best_metric"] is not None else -math.inf
-        best_loss = trainer["best_loss"]
+        best_loss = trainer["best_loss"] if trainer["best_loss"] is not None else math.inf
         warned = set(trainer.get("warned", []))
         stale = int(trainer.get("probes_without_best", 0))
         _truncate_metrics(run_dir / "metrics.jsonl", start_step)
+        if checkpoint is not None:
+            _forget_later_checkpoints(run_dir, start_step)
+    elif resume:  # killed before its first checkpoint: start over, dropping what it logged
+        _truncate_metrics(run_dir / "metrics.jsonl", 0)
 
     components = {}
     for kind in kinds.KINDS:
@@ -229,8 +314,17 @@ def train(recipe, *, out: Path | None = None, resume: bool = False, force: bool 
         components[kind.name] = {"name": chosen.name, "plugin": chosen.plugin, "version": chosen.version}
     domain_facts = {"domain": domain.name, "vocab_version": domain.vocab.version, "vocab_size": domain.vocab.size,
                     "pad_id": domain.vocab.pad_id, "action_dim": domain.action_dim}
+    staged = None
+    if not resume and run_dir.exists() and not is_empty_dir(run_dir):
+        staged = stage(run_dir)  # --force: the new run is written beside the old one, then swapped in
+        write_dir = staged.path
+    else:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        if not is_run(run_dir):
+            write_marker(run_dir)
+        write_dir = run_dir
     if resume_from is None:
-        write_json_atomic(run_dir / "config.json", {
+        write_json_atomic(write_dir / "config.json", {
             "recipe": v, "recipe_digest": recipe.digest(), "origin": recipe.origin, "overrides": recipe.overrides,
             "environment": recipe.env, "wmkit_version": __version__, "git_revision": git_revision(),
             "components": components, **domain_facts, "action_names": domain.action_names,
@@ -240,12 +334,14 @@ def train(recipe, *, out: Path | None = None, resume: bool = False, force: bool 
             "parameters": dict(model.parameter_breakdown()),
             "torch_version": torch.__version__, "python": sys.version.split()[0],
         })
+    if staged is not None:
+        staged.commit()
 
     metrics_file = open(run_dir / "metrics.jsonl", "a", encoding="utf-8")
     warnings: list[dict] = []
 
     def log(row: dict) -> None:
-        metrics_file.write(json.dumps(row) + "\n")
+        metrics_file.write(jsonsafe.dumps(row) + "\n")  # a NaN loss is written as null
         metrics_file.flush()
 
     def warn(step: int, kind: str, message: str) -> None:
@@ -254,11 +350,21 @@ def train(recipe, *, out: Path | None = None, resume: bool = False, force: bool 
         log(row)
         view.warn(f"step {step}: {kind}: {message}")
 
-    def checkpoint(step: int, last_eval: dict, is_best: bool) -> None:
+    def diverged(step: int, what: str) -> TrainingDiverged:
+        kept = read_index(run_dir).get("latest")
+        said = (f"checkpoint {kept} (finite weights, finite loss) is kept" if kept
+                else "no checkpoint was written before it")
+        warn(step, "nan", f"{what}; stopping; {said}")
+        return TrainingDiverged(f"training diverged at step {step} ({what}); {said} in {run_dir}; "
+                                f"lower optim.lr or check the data")
+
+    def save(step: int, last_eval: dict, is_best: bool) -> None:
+        if not _all_finite(model):  # the divergence guard: never keep a checkpoint holding NaN or inf
+            raise diverged(step, "weights became non-finite")
         meta = dict(domain_facts, recipe=v, metrics=last_eval, recipe_digest=recipe.digest())
         trainer = {"step": step, "best_metric": None if best_metric == -math.inf else best_metric,
-                   "best_loss": best_loss, "warned": sorted(warned), "probes_without_best": stale,
-                   **_python_numpy_rng()}
+                   "best_loss": best_loss if math.isfinite(best_loss) else None,  # inf (still warming up) -> null
+                   "warned": sorted(warned), "probes_without_best": stale, **_python_numpy_rng()}
         save_checkpoint(run_dir, step=step, model=model, optimizer=optimizer, rng=_rng_tensors(sampler),
                         trainer=trainer, meta=meta)
         update_index(run_dir, step=step, is_best=is_best,
@@ -270,7 +376,7 @@ def train(recipe, *, out: Path | None = None, resume: bool = False, force: bool 
     last_eval: dict = {}
     step = start_step
     stopped_by_patience = False
-    with view:
+    with view, metrics_file:
         for step in range(start_step + 1, stop_at + 1):
             # -- one optimisation step ------------------------------------------------------------
             lr = learning_rate(step - 1, lr=v["optim"]["lr"], warmup=v["optim"]["warmup_steps"],
@@ -287,9 +393,7 @@ def train(recipe, *, out: Path | None = None, resume: bool = False, force: bool 
                 terms = model(before, after, actions)
             loss = terms["loss"]
             if not torch.isfinite(loss):
-                warn(step, "nan", f"loss is {loss.item()}; stopping, the last good checkpoint is kept")
-                raise TrainingDiverged(f"training diverged at step {step} (loss {loss.item()}); the last good "
-                                       f"checkpoint in {run_dir} is kept; lower optim.lr or check the data")
+                raise diverged(step, f"loss is {loss.item()}")
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             clip = v["optim"]["grad_clip"]
@@ -318,7 +422,10 @@ def train(recipe, *, out: Path | None = None, resume: bool = False, force: bool 
 
             # -- validation probe, checkpoints ----------------------------------------------------------
             is_best = False
-            if step % v["train"]["eval_every"] == 0 or step == stop_at:
+            due_eval = step % v["train"]["eval_every"] == 0 or step == stop_at
+            if (due_eval or step % v["train"]["save_every"] == 0) and not _all_finite(model):
+                raise diverged(step, "weights became non-finite")  # before the probe would measure NaN
+            if due_eval:
                 model.eval()
                 last_eval = probe_validation(model, *probe, chunk=v["eval"]["batch_size"])
                 log({"event": "eval", "step": step, **last_eval})
@@ -330,7 +437,7 @@ def train(recipe, *, out: Path | None = None, resume: bool = False, force: bool 
                     stale += 1
             patience_stop = bool(patience) and stale >= patience
             if step % v["train"]["save_every"] == 0 or step == stop_at or is_best or patience_stop:
-                checkpoint(step, last_eval, is_best)
+                save(step, last_eval, is_best)
             if patience_stop:
                 stopped_by_patience = True
                 view.warn(f"step {step}: {select} has not improved for {stale} probes (train.patience = "

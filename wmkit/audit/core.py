@@ -549,7 +549,7 @@ def _initial_model(lc, host):
     py_state, np_state = random.getstate(), np.random.get_state()
     with torch.random.fork_rng(devices=[]):
         model = build_initial_world_model(lc.recipe, vocab_size=info["vocab_size"], pad_id=info["pad_id"],
-                                          action_dim=info["action_dim"], resolve=(host or get_host()).resolve)
+                                          action_dim=info["action_dim"], resolve=(host or get_host()).constructor)
     random.setstate(py_state)
     np.random.set_state(np_state)
     return model.to(next(lc.model.parameters()).device).eval()

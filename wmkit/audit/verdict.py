@@ -143,6 +143,12 @@ def judge(result: dict) -> dict:
         fired["memorising"] = (f"probe KNN@5 fell from {trend.get('peak_knn_at_5', float('nan')):.4f} "
                                f"(step {trend.get('peak_step')}) while the training loss kept falling")
 
+    # a centred erank that the warnings call collapsed (target, predictions too) never sits under "healthy"
+    for name, label in (("target", "collapsed readout"), ("pred", "collapsed predictor")):
+        norm = centred.get(name, {}).get("normalised")
+        if _finite(norm) and norm < COLLAPSE_NORMALISED_ERANK and label not in fired:
+            fired[label] = f"centred normalised erank of {name} {norm:.3f} < {COLLAPSE_NORMALISED_ERANK}"
+
     verdicts = [v for v in VERDICT_ORDER if v in fired]
     if verdicts:
         return {"verdict": verdicts[0], "verdicts": verdicts, "reasons": [f"{v}: {fired[v]}" for v in verdicts]}

@@ -505,8 +505,12 @@ def run_retrieval_bench(checkpoint: str | Path, *, queries: int = 1000, gallery:
                         latency_queries: int = DEFAULT_LATENCY_QUERIES, latency_only: bool = False,
                         random_arch: str | Sequence[str] | None = None, seed: int = 42, progress: bool = True,
                         data: str | None = None, trust_remote_code: bool = False,
-                        full_length_reps: int = FULL_LENGTH_REPS, console=None, host=None) -> dict:
+                        full_length_reps: int = FULL_LENGTH_REPS, console=None, host=None,
+                        split: str = "val") -> dict:
     """Run the retrieval head-to-head on ``checkpoint`` (a run or checkpoint directory).
+
+    ``split = "holdout"`` draws queries and gallery from the repositories the recipe held out
+    (``data.holdout_repos``) instead of the validation split.
 
     ``baselines``: ``--baseline`` specs (aliases ``minilm``, ``unixcoder``, ``codebert``,
     ``codet5p``, local model folders, hub ids); the lexical and random baselines always run.
@@ -557,7 +561,8 @@ def run_retrieval_bench(checkpoint: str | Path, *, queries: int = 1000, gallery:
     with _progress_bar(progress, console) as bar:
         if loaded is not None:
             latency_pairs = _retrieval(result, lc, loaded, embedders, queries=queries, gallery=gallery,
-                                       actions=actions, seed=seed, latency_queries=latency_queries, bar=bar)
+                                       actions=actions, seed=seed, latency_queries=latency_queries, bar=bar,
+                                       split=split)
             wmkit.max_tokens = int(result["sequence_length"])
         else:
             result["models"] = {e.name: _model_entry(e) for e in embedders}
@@ -630,7 +635,7 @@ def _load_data(lc, data: str | None, host, progress: bool) -> _Loaded:
 
 
 def _retrieval(result: dict, lc, loaded: _Loaded, embedders: list[EditEmbedder], *, queries: int, gallery: int,
-               actions: str, seed: int, latency_queries: int, bar) -> EditPairs:
+               actions: str, seed: int, latency_queries: int, bar, split: str = "val") -> EditPairs:
     """Sampling, split check, embedding, ranking and scoring; fills ``result``; returns latency pairs."""
     domain, prepared, reference = loaded.domain, loaded.prepared, loaded.reference
     source, recorded_source = loaded.source, loaded.training_source
@@ -650,7 +655,14 @@ def _retrieval(result: dict, lc, loaded: _Loaded, embedders: list[EditEmbedder],
     if loaded.note:
         notes.append(loaded.note)
     ref = reference if reference is not None else prepared
-    val_idx = np.asarray(prepared.val_indices(), dtype=np.int64)
+    if split == "holdout":
+        val_idx = np.asarray(getattr(prepared, "holdout_indices", lambda: [])(), dtype=np.int64)
+        if not len(val_idx):
+            raise DataError("--split holdout: the data holds out no repository; train with data.holdout_repos")
+        notes.append("queries and gallery come from the held-out repositories (data.holdout_repos)")
+    else:
+        val_idx = np.asarray(prepared.val_indices(), dtype=np.int64)
+    result["split"] = split
     ref_train = np.asarray(ref.train_indices(), dtype=np.int64)
     ids, ref_ids = getattr(prepared, "ids", None), getattr(ref, "ids", None)
     if ids is None or ref_ids is None:
@@ -774,12 +786,14 @@ def add_retrieval_command(bench_group) -> None:
     @click.option("--random-arch", "random_arch", multiple=True, type=click.Choice(tuple(RANDOM_ARCHS)),
                   help="Also time a randomly initialised encoder of this shape (no download). Repeatable.")
     @click.option("--data", default=None, help="Benchmark on another source's validation split.")
+    @click.option("--split", type=click.Choice(["val", "holdout"]), default="val", show_default=True,
+                  help="Draw queries and gallery from the validation split or the held-out repositories.")
     @click.option("--seed", default=42, show_default=True, help="Sampling seed.")
     @click.option("--trust-remote-code", is_flag=True, help="Allow --baseline models that ship their own code.")
     @click.option("--json", "json_path", type=click.Path(path_type=Path), default=None, help="Also write JSON here.")
     @reports_errors
     def bench_retrieval(checkpoint, queries, gallery, baselines, actions, embedding, latency_queries, full_length_reps,
-                        latency_only, random_arch, data, seed, trust_remote_code, json_path):
+                        latency_only, random_arch, data, split, seed, trust_remote_code, json_path):
         """Edit retrieval (MRR@10, R@1, R@5) and batch-1 CPU latency against foundation models."""
         from wmkit.bench.report import render_retrieval
 
@@ -787,7 +801,7 @@ def add_retrieval_command(bench_group) -> None:
                                      actions=actions, embedding=embedding, latency_queries=latency_queries,
                                      latency_only=latency_only, random_arch=random_arch, seed=seed,
                                      progress=True, data=data, trust_remote_code=trust_remote_code,
-                                     full_length_reps=full_length_reps)
+                                     full_length_reps=full_length_reps, split=split)
         render_retrieval(result)
         if json_path:
             write_result(result, json_path)

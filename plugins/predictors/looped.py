@@ -17,8 +17,10 @@ class LoopedTransformerPredictor(Predictor):
 
     The input is the 2-token sequence [state, action embedding] with no position or type
     embedding. Block 1 is applied ``loops`` times, then block 2 ``loops`` times, and so on for
-    ``blocks`` distinct :class:`~wmkit.layers.PreLNBlock`. The output is LayerNorm of token 0;
-    with ``residual`` the prediction is ``state + output`` (the residual-predictor variant).
+    ``blocks`` distinct :class:`~wmkit.layers.PreLNBlock`. The output is LayerNorm of token 0
+    (``output = "norm"``), or with ``output = "update"`` token 0 minus the input state: the change
+    the blocks wrote, free to be as small or large as an edit is. With ``residual`` the prediction is
+    ``state + output`` (the residual-predictor variant).
     2 blocks of D=128 plus the output LayerNorm: 396,800 parameters.
     """
 
@@ -30,6 +32,7 @@ class LoopedTransformerPredictor(Predictor):
         opts.update(options)
         self.loops = int(opts["loops"])
         self.residual = bool(opts["residual"])
+        self.update_output = opts.get("output", "norm") == "update"
         mlp_ratio, dropout = int(opts.get("mlp_ratio", 4)), float(opts.get("dropout", 0.1))
         self.blocks = nn.ModuleList(PreLNBlock(dim, heads, mlp_ratio, dropout) for _ in range(int(opts["blocks"])))
         self.norm = nn.LayerNorm(dim)
@@ -39,5 +42,5 @@ class LoopedTransformerPredictor(Predictor):
         for block in self.blocks:
             for _ in range(self.loops):
                 x = block(x)
-        out = self.norm(x[:, 0])
+        out = x[:, 0] - state if self.update_output else self.norm(x[:, 0])
         return state + out if self.residual else out

@@ -9,6 +9,9 @@ LOOPED_TRANSFORMER_OPTIONS = {
     "loops": Field(int, 6, "times each block is applied (shared weights)", minimum=1),
     "residual": Field(bool, False, "predict z_t + output instead of the output (the residual-predictor "
                       "negative result)"),
+    "output": Field(str, "norm", "norm: LayerNorm of the state token (reference); update: what the blocks added "
+                    "to the state token, not normalised, so its size can follow the size of an edit (for "
+                    "predictions of a change: model.predictor.start = target_before)", choices=("norm", "update")),
 }
 
 

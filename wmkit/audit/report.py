@@ -37,10 +37,10 @@ def pct(x) -> str:
     return "-" if x is None or (isinstance(x, float) and not math.isfinite(x)) else f"{100 * x:.2f}%"
 
 
-def _ratio(value, base) -> str:
+def _ratio(value, base, digits: int = 1) -> str:
     if value is None or not base:
         return "-"
-    return f"{value / base:.1f}x"
+    return f"{value / base:.{digits}f}x"
 
 
 #: columns that hold words, not numbers (left-aligned)
@@ -68,8 +68,7 @@ def verdict_line(result: dict) -> Text:
 def knn_table(result: dict) -> Table:
     n = result.get("gallery_size")
     table = _table(f"Discriminability: prediction -> target(after), gallery N={fmt(n)}, beside its baselines",
-                   "k", "model", "copy", "model / copy", "linear edit", "online copy", "random k/N", "x random",
-                   "shuffled action", "gallery")
+                   "k", "model", "copy", "÷copy", "linear", "online", "random", "shuffled", "gallery")
     shuffled = result.get("action_sensitivity") or {}
     copy = result.get("copy_knn_at_k") or {}
     online = result.get("online_copy_knn_at_k") or {}
@@ -77,10 +76,11 @@ def knn_table(result: dict) -> Table:
     for k in (1, 5, 10, 50):
         v, r = result.get(f"knn_at_{k}"), result.get(f"random_knn_at_{k}")
         c = copy.get(str(k))
-        table.add_row(f"KNN@{k}", pct(v), pct(c), _ratio(v, c), pct(linear.get(str(k))), pct(online.get(str(k))),
-                      pct(r), _ratio(v, r), pct(shuffled.get(f"knn_at_{k}")), f"N={fmt(n)}")
-    table.caption = ("copy: target(before) as the prediction (nothing changes); online copy: online(before); linear "
-                     "edit: ridge from the tokens the edit removed and added, fit on training pairs")
+        table.add_row(f"KNN@{k}", pct(v), pct(c), _ratio(v, c, 2), pct(linear.get(str(k))), pct(online.get(str(k))),
+                      pct(r), pct(shuffled.get(f"knn_at_{k}")), f"N={fmt(n)}")
+    table.caption = ("copy: target(before) as the prediction (nothing changes); online: online(before) as it; "
+                     "linear: ridge from the tokens the edit removed and added, fit on training pairs; random: k/N; "
+                     "shuffled: the model with another pair's action")
     return table
 
 

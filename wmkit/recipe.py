@@ -370,6 +370,18 @@ def environment_overrides(environ: Mapping[str, str] | None = None) -> dict[str,
     return out
 
 
+def apply_overrides(raw: dict, overrides, environ: Mapping[str, str] | None) -> dict:
+    """Apply the ``WM_*`` variables, then the ``--set`` overrides, to ``raw`` in place (later wins);
+    returns the variables applied (see :func:`environment_overrides`)."""
+    env = environment_overrides(environ)
+    for _var, (key, value) in env.items():
+        set_dotted(raw, key, value)
+    for text in overrides:
+        key, value = parse_override(text)
+        set_dotted(raw, key, value)
+    return env
+
+
 def build_schema(raw: Mapping, host) -> dict:
     """The core schema plus the option schemas of the components ``raw`` names."""
     schema = copy.deepcopy(CORE_SCHEMA)
@@ -411,12 +423,7 @@ def load_recipe(source: str | Path | None, *, overrides: list[str] = (), domain:
             raise RecipeError(f"domain {domain_name!r} has no default recipe; pass a recipe file")
     path = find_recipe(str(source))
     raw = _raw_recipe(path)
-    env = environment_overrides(environ)
-    for _var, (key, value) in env.items():
-        set_dotted(raw, key, value)
-    for text in overrides:
-        key, value = parse_override(text)
-        set_dotted(raw, key, value)
+    env = apply_overrides(raw, overrides, environ)
     if domain is not None:
         set_dotted(raw, "data.domain", domain)
     if not isinstance(raw.get("meta", {}), Mapping):
@@ -514,12 +521,7 @@ def recipe_over_run(values: Mapping, *, overrides: list[str] = (), environ: Mapp
         host = get_host()
     raw = copy.deepcopy(dict(values))
     notes = migrate_deprecated(raw)  # runs recorded before a key was renamed
-    env = environment_overrides(environ)
-    for _var, (key, value) in env.items():
-        set_dotted(raw, key, value)
-    for text in overrides:
-        key, value = parse_override(text)
-        set_dotted(raw, key, value)
+    env = apply_overrides(raw, overrides, environ)
     try:
         values = validate(build_schema(raw, host), raw)
         _check_consistency(values)

@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from wmkit import __version__
+from wmkit import __version__, distributed
 from wmkit.checkpoint import (load_trainer_state, load_weights, read_index, resolve_checkpoint, save_checkpoint,
                               update_index, write_json_atomic)
 from wmkit.errors import RunError, WmkitError
@@ -171,30 +171,48 @@ def train(recipe, *, out: Path | None = None, resume: bool = False, force: bool 
     total_steps = v["train"]["steps"]
     stop_at = min(early_stop, total_steps) if early_stop else total_steps
 
+    # under torchrun: optim.batch_size is the global batch, split over the ranks (wmkit.distributed)
+    world = distributed.from_environment()
+    batch_size = v["optim"]["batch_size"]
+    local_batch = distributed.local_batch_size(batch_size, world)
+
     # 1. where the run goes, and what it resumes from (refuses before touching anything)
     run_dir, resume_from = prepare_run_dir(recipe, out, resume=resume, force=force)
+    if world.distributed:
+        device = distributed.start(world, v["train"]["device"])
 
-    # 2. data (cached); any data error stops us before the run directory is written
-    domain, data = load_data(recipe, source=data_source, host=host, progress=True)
+    # 2. data (cached); any data error stops us before the run directory is written. Rank 0 prepares
+    # first so that the cache is written once, the other ranks then read it.
+    if not world.is_main:
+        distributed.barrier()
+    domain, data = load_data(recipe, source=data_source, host=host, progress=world.is_main)
+    if world.distributed and world.is_main:
+        distributed.barrier()
     train_idx = torch.from_numpy(np.asarray(data.train_indices(), dtype=np.int64))
     val_idx = np.asarray(data.val_indices(), dtype=np.int64)
-    batch_size = v["optim"]["batch_size"]
     if len(train_idx) < batch_size:
         raise RunError(f"data: only {len(train_idx)} training rows after filtering but optim.batch_size is "
                        f"{batch_size}; lower it with --set optim.batch_size=N or use more data")
     if len(val_idx) < 2:
         raise RunError(f"data: only {len(val_idx)} validation rows; use more data or raise data.val_percent")
-    if force and run_dir.exists() and not resume:
+    if force and run_dir.exists() and not resume and world.is_main:
         shutil.rmtree(run_dir)
-    run_dir.mkdir(parents=True, exist_ok=True)
+    if world.is_main:
+        run_dir.mkdir(parents=True, exist_ok=True)
 
     # 3. seed everything, then construct (reference defect D3)
     seed_everything(v["meta"]["seed"])
     if v["train"]["threads"]:
         torch.set_num_threads(v["train"]["threads"])
-    device = pick_device(v["train"]["device"])
+    if not world.distributed:
+        device = pick_device(v["train"]["device"])
     model = build_world_model(v, vocab_size=domain.vocab.size, pad_id=domain.vocab.pad_id,
                               action_dim=domain.action_dim, resolve=host.resolve).to(device)
+    forward = model
+    if world.distributed:
+        distributed.global_batch_norm(model)
+        forward = torch.nn.parallel.DistributedDataParallel(
+            model, device_ids=[device.index] if device.type == "cuda" else None)
     optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=v["optim"]["lr"],
                                   weight_decay=v["optim"]["weight_decay"])
     sampler = torch.Generator().manual_seed(v["meta"]["seed"])
@@ -225,7 +243,7 @@ def train(recipe, *, out: Path | None = None, resume: bool = False, force: bool 
                                      ("aux_loss", v["loss"]["aux"]["type"]))}
     domain_facts = {"domain": domain.name, "vocab_version": domain.vocab.version, "vocab_size": domain.vocab.size,
                     "pad_id": domain.vocab.pad_id, "action_dim": domain.action_dim}
-    if resume_from is None:
+    if resume_from is None and world.is_main:
         write_json_atomic(run_dir / "config.json", {
             "recipe": v, "recipe_digest": recipe.digest(), "origin": recipe.origin, "overrides": recipe.overrides,
             "environment": recipe.env, "wmkit_version": __version__, "git_revision": git_revision(),
@@ -237,12 +255,14 @@ def train(recipe, *, out: Path | None = None, resume: bool = False, force: bool 
             "torch_version": torch.__version__, "python": sys.version.split()[0],
         })
 
-    metrics_file = open(run_dir / "metrics.jsonl", "a", encoding="utf-8")
+    # only rank 0 writes the log and the checkpoints
+    metrics_file = open(run_dir / "metrics.jsonl", "a", encoding="utf-8") if world.is_main else None
     warnings: list[dict] = []
 
     def log(row: dict) -> None:
-        metrics_file.write(json.dumps(row) + "\n")
-        metrics_file.flush()
+        if metrics_file is not None:
+            metrics_file.write(json.dumps(row) + "\n")
+            metrics_file.flush()
 
     def warn(step: int, kind: str, message: str) -> None:
         row = {"event": "warning", "step": step, "kind": kind, "message": message}
@@ -251,6 +271,8 @@ def train(recipe, *, out: Path | None = None, resume: bool = False, force: bool 
         view.warn(f"step {step}: {kind}: {message}")
 
     def checkpoint(step: int, last_eval: dict, is_best: bool) -> None:
+        if not world.is_main:
+            return
         meta = dict(domain_facts, recipe=v, metrics=last_eval, recipe_digest=recipe.digest())
         trainer = {"step": step, "best_metric": None if best_metric == -math.inf else best_metric,
                    "best_loss": best_loss, "warned": sorted(warned), **_python_numpy_rng()}
@@ -259,8 +281,8 @@ def train(recipe, *, out: Path | None = None, resume: bool = False, force: bool 
         update_index(run_dir, step=step, is_best=is_best, best_metric=last_eval.get("delta_cos"),
                      keep=v["train"]["keep_checkpoints"])
 
-    view = TrainingView(console=console, total=stop_at, start=start_step, live=live,
-                        title=f"{v['meta']['name']} on {domain.name} -> {run_dir}")
+    view = TrainingView(console=console, total=stop_at, start=start_step, live=live if world.is_main else False,
+                        title=f"{v['meta']['name']} on {domain.name} -> {run_dir}", quiet=not world.is_main)
     last_eval: dict = {}
     step = start_step
     with view:
@@ -272,16 +294,18 @@ def train(recipe, *, out: Path | None = None, resume: bool = False, force: bool 
                 group["lr"] = lr
             rows = train_idx[torch.randperm(len(train_idx), generator=sampler)[:batch_size]].numpy()
             rows.sort()
+            rows = rows[world.rank * local_batch:(world.rank + 1) * local_batch]  # this rank's slice
             before = torch.from_numpy(np.asarray(data.before[rows])).long().to(device)
             after = torch.from_numpy(np.asarray(data.after[rows])).long().to(device)
             actions = torch.from_numpy(np.asarray(data.actions[rows])).to(device)
             model.train()
             with torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=use_bf16):
-                terms = model(before, after, actions)
+                terms = forward(before, after, actions)
             loss = terms["loss"]
-            if not torch.isfinite(loss):
-                warn(step, "nan", f"loss is {loss.item()}; stopping, the last good checkpoint is kept")
-                raise TrainingDiverged(f"training diverged at step {step} (loss {loss.item()}); the last good "
+            logged = distributed.mean_over_ranks(terms)  # the global batch's terms (every rank the same)
+            if not torch.isfinite(logged["loss"]):
+                warn(step, "nan", f"loss is {logged['loss'].item()}; stopping, the last good checkpoint is kept")
+                raise TrainingDiverged(f"training diverged at step {step} (loss {logged['loss'].item()}); the last good "
                                        f"checkpoint in {run_dir} is kept; lower optim.lr or check the data")
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
@@ -290,7 +314,7 @@ def train(recipe, *, out: Path | None = None, resume: bool = False, force: bool 
             optimizer.step()
             model.update_target()
 
-            row = {"step": step, "loss": loss.item(), **{k: float(t) for k, t in terms.items() if k != "loss"},
+            row = {"step": step, "loss": logged["loss"].item(), **{k: float(t) for k, t in logged.items() if k != "loss"},
                    "lr": lr, "grad_norm": float(grad_norm)}
             log(row)
             view.update(step, row)
@@ -311,7 +335,7 @@ def train(recipe, *, out: Path | None = None, resume: bool = False, force: bool 
 
             # -- validation probe, checkpoints ----------------------------------------------------------
             is_best = False
-            if step % v["train"]["eval_every"] == 0 or step == stop_at:
+            if (step % v["train"]["eval_every"] == 0 or step == stop_at) and world.is_main:
                 model.eval()
                 last_eval = probe_validation(model, *probe)
                 log({"event": "eval", "step": step, **last_eval})
@@ -320,7 +344,11 @@ def train(recipe, *, out: Path | None = None, resume: bool = False, force: bool 
                     best_metric, is_best = last_eval["delta_cos"], True
             if step % v["train"]["save_every"] == 0 or step == stop_at or is_best:
                 checkpoint(step, last_eval, is_best)
-    metrics_file.close()
+    if metrics_file is not None:
+        metrics_file.close()
+    distributed.barrier()  # every rank returns after rank 0 has written its last checkpoint
+    if world.distributed:
+        distributed.stop()
     index = read_index(run_dir)
     return RunResult(run_dir=run_dir, step=step, stopped_early=stop_at < total_steps, last_eval=last_eval,
                      warnings=warnings, best=index.get("best"))

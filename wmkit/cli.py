@@ -234,7 +234,10 @@ def train(recipe_name, overrides, domain, data_source, out, resume, force, early
     _warn_plugin_errors(_host())
     result = run_training(resolved, out=out, resume=resume is not None, force=force, early_stop=early_stop,
                           host=_host(), console=_console(stderr=True), live=live)
-    _print_summary(result)
+    from wmkit.distributed import from_environment
+
+    if from_environment().is_main:  # under torchrun, rank 0 speaks for the job
+        _print_summary(result)
 
 
 def _recipe_of_run(run_dir: Path):

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from pathlib import Path
 
 from wmkit.errors import RecipeError
 
@@ -85,6 +86,24 @@ def stop() -> None:
 
     if dist.is_available() and dist.is_initialized():
         dist.destroy_process_group()
+
+
+def agree_on_checkpoint(resume_from):
+    """Rank 0's checkpoint to resume from, on every rank (a ``checkpoints/step-N`` path or ``None``):
+    every rank must start from the same step even if the directory changed between their reads."""
+    import torch
+    import torch.distributed as dist
+
+    from wmkit.errors import RunError
+
+    step = torch.tensor([-1 if resume_from is None else int(Path(resume_from).name.split("-")[-1])])
+    dist.broadcast(step, src=0)
+    if int(step) < 0:
+        return None
+    if resume_from is None:
+        raise RunError(f"rank 0 resumes from step {int(step)} but this rank sees no checkpoint; the run "
+                       f"directory must be on storage every rank shares")
+    return Path(resume_from).parent / f"step-{int(step)}"
 
 
 def barrier() -> None:

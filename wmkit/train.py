@@ -180,6 +180,7 @@ def train(recipe, *, out: Path | None = None, resume: bool = False, force: bool 
     run_dir, resume_from = prepare_run_dir(recipe, out, resume=resume, force=force)
     if world.distributed:
         device = distributed.start(world, v["train"]["device"])
+        resume_from = distributed.agree_on_checkpoint(resume_from)
 
     # 2. data (cached); any data error stops us before the run directory is written. Rank 0 prepares
     # first so that the cache is written once, the other ranks then read it.

@@ -231,6 +231,20 @@ def test_sweep_killed_resumed_and_reported(tmp_path, data):
     assert len(errors) == 1 and "plan differs" in errors[0] and "seeds" in errors[0], refused.stderr
     assert (out / "sweep.json").read_bytes() == before
 
+    # wmkit compare of the sweep's runs: JSON records grouped by seed, numbers of the saved audits
+    dirs = [out / info["dir"] for info in state["runs"].values()]
+    compared = subprocess.run([sys.executable, "-m", "wmkit", "compare", *map(str, dirs), "--val-size", "20",
+                               "--json", "-"], cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
+    assert compared.returncode == 0, compared.stderr[-3000:]
+    records = {r["run"]: r for r in json.loads(compared.stdout)}
+    for run_id, info in state["runs"].items():
+        best = json.loads((out / info["dir"] / "audits" / "best.json").read_text())
+        assert records[run_id]["seed"] == info["seed"] and records[run_id]["KNN@5"] == best["knn_at_5"]
+    groups = {}
+    for run_id, info in state["runs"].items():
+        groups.setdefault(info["point_index"], set()).add(records[run_id]["seed_group"])
+    assert all(len(g) == 1 for g in groups.values()) and len({min(g) for g in groups.values()}) == 2
+
 
 def test_ray_executor_runs_the_tiny_sweep(tmp_path, data, monkeypatch):
     pytest.importorskip("ray", reason="Ray is not installed (pip install 'wmkit[ray]'); CI installs it")

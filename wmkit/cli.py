@@ -302,12 +302,28 @@ def audit(checkpoint, full_val, val_size, geometry, data, json_out, html_out):
               help="Gallery size when an audit must be run (default: full validation).")
 @click.option("--data", default=None, metavar="SOURCE", help="Data source for audits that must be run.")
 @click.option("--rerun", is_flag=True, help="Audit again even where a matching audit.json exists.")
+@click.option("--by-seed", is_flag=True, help="Group runs that differ only in their seed; mean ± sd per group.")
+@click.option("--json", "json_out", type=click.Path(path_type=Path), default=None,
+              help="Also write one record per run as JSON ('-': print it instead of the table).")
+@click.option("--csv", "csv_out", type=click.Path(path_type=Path), default=None,
+              help="Also write one row per run as CSV ('-': print it instead of the table).")
 @reports_errors
-def compare(runs, val_size, data, rerun):
+def compare(runs, val_size, data, rerun, by_seed, json_out, csv_out):
     """Put the audits of several runs side by side (KNN over random, ranks, gaps, warnings)."""
-    from wmkit.compare import compare_runs
+    from wmkit.audit.core import to_jsonable
+    from wmkit.compare import comparison_records, comparison_table, compare_results, records_csv, seed_grouped_table
 
-    _console().print(compare_runs(runs, val_size=val_size, data=data, rerun=rerun))
+    named = compare_results(runs, val_size=val_size, data=data, rerun=rerun)
+    records = to_jsonable(comparison_records(named))
+    for target, text in ((json_out, lambda: json.dumps(records, indent=2) + "\n"), (csv_out, lambda: records_csv(records))):
+        if target is None:
+            continue
+        if str(target) == "-":
+            click.echo(text(), nl=False)
+        else:
+            Path(target).write_text(text(), encoding="utf-8")
+    if "-" not in (str(json_out), str(csv_out)):
+        _console().print(seed_grouped_table(named) if by_seed else comparison_table(named))
 
 
 # ---------------------------------------------------------------------------------------------

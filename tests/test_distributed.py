@@ -76,32 +76,40 @@ local = z[world.rank * (B // 2):(world.rank + 1) * (B // 2)].clone().requires_gr
 reg(distributed.gather_batch(local))["loss"].backward()
 gathered_grad = local.grad / world.size
 
-# the whole world model under DDP on this rank's half of the batch
-model = distributed.global_batch_norm(build())
-ddp = torch.nn.parallel.DistributedDataParallel(model)
-half = slice(world.rank * (B // 2), (world.rank + 1) * (B // 2))
-terms = ddp(before[half], after[half], actions[half])
-terms["loss"].backward()
-logged = distributed.mean_over_ranks(terms)
-grads = {n: p.grad for n, p in model.named_parameters() if p.grad is not None}
 all_reg_grads = [torch.empty_like(gathered_grad) for _ in range(world.size)]
 dist.all_gather(all_reg_grads, gathered_grad.contiguous())
-distributed.stop()
-
+out = {}
 if world.rank == 0:
     full = z.clone().requires_grad_(True)
     reg(full)["loss"].backward()
-    single = build()
-    single_terms = single(before, after, actions)
-    single_terms["loss"].backward()
-    out = {"reg_grad_err": float((torch.cat(all_reg_grads) - full.grad).abs().max()),
-           "reg_grad_scale": float(full.grad.abs().max()),
-           "loss": [float(logged["loss"]), float(single_terms["loss"])],
-           "reg": [float(logged["reg"]), float(single_terms["reg"])],
-           "param_grad_err": max(float((grads[n] - p.grad).abs().max()) for n, p in single.named_parameters()
-                                 if p.grad is not None),
-           "param_grad_scale": max(float(p.grad.abs().max()) for p in single.parameters() if p.grad is not None),
-           "params_with_grad": [len(grads), sum(p.grad is not None for p in single.parameters())]}
+    out["reg_grad_err"] = float((torch.cat(all_reg_grads) - full.grad).abs().max())
+    out["reg_grad_scale"] = float(full.grad.abs().max())
+
+# the whole world model under DDP on this rank's half of the batch, against one process on all of it:
+# the paper recipe (VICReg, aux pred), then SIGReg with NT-Xent (same SIGReg directions on every rank)
+VARIANTS = {"vicreg_pred": [], "sigreg_ntxent": ["regularizer.name=sigreg", "loss.aux.type=ntxent",
+                                                 "loss.aux.pos_threshold=0.0"]}
+for name, extra in VARIANTS.items():
+    v = load_recipe("loops3_auxpred_vicreg", overrides=[*sys.argv[2:], *extra], host=host, environ={}).values
+    model = distributed.global_batch_norm(build())
+    ddp = torch.nn.parallel.DistributedDataParallel(model)
+    half = slice(world.rank * (B // 2), (world.rank + 1) * (B // 2))
+    terms = ddp(before[half], after[half], actions[half])
+    terms["loss"].backward()
+    logged = distributed.mean_over_ranks(terms)
+    grads = {n: p.grad for n, p in model.named_parameters() if p.grad is not None}
+    if world.rank == 0:
+        single = build()
+        single_terms = single(before, after, actions)
+        single_terms["loss"].backward()
+        out[name] = {
+            "terms": {k: [float(logged[k]), float(single_terms[k])] for k in ("loss", "reg", "aux", "cov", "pred")},
+            "param_grad_err": max(float((grads[n] - p.grad).abs().max()) for n, p in single.named_parameters()
+                                  if p.grad is not None),
+            "param_grad_scale": max(float(p.grad.abs().max()) for p in single.parameters() if p.grad is not None),
+            "params_with_grad": [len(grads), sum(p.grad is not None for p in single.parameters())]}
+distributed.stop()
+if world.rank == 0:
     open(sys.argv[1], "w").write(json.dumps(out))
 """
 
@@ -117,10 +125,13 @@ def test_gathered_gradients_match_one_process(tmp_path, env):
     assert done.returncode == 0, done.stderr[-3000:]
     r = json.loads(out.read_text())
     assert r["reg_grad_scale"] > 1e-4 and r["reg_grad_err"] < 1e-6 * max(1.0, r["reg_grad_scale"])
-    assert r["loss"][0] == pytest.approx(r["loss"][1], rel=1e-5)
-    assert r["reg"][0] == pytest.approx(r["reg"][1], rel=1e-5)
-    assert r["params_with_grad"][0] == r["params_with_grad"][1] > 0
-    assert r["param_grad_err"] < 1e-5 * max(1.0, r["param_grad_scale"])
+    for name in ("vicreg_pred", "sigreg_ntxent"):
+        v = r[name]
+        for term, (ddp, single) in v["terms"].items():
+            assert ddp == pytest.approx(single, rel=1e-5, abs=1e-7), (name, term)
+        assert v["terms"]["aux"][1] > 0 and v["terms"]["reg"][1] > 0, name
+        assert v["params_with_grad"][0] == v["params_with_grad"][1] > 0
+        assert v["param_grad_err"] < 1e-5 * max(1.0, v["param_grad_scale"]), name
 
 
 def _train(prefix, out, env, *extra, wait=True, data):

@@ -91,6 +91,21 @@ def test_sweep_file_gives_the_grid_and_flags_win(tmp_path, wmkit_host):
     assert len({r["id"] for r in runs}) == 6
 
 
+def test_ablation_log_takes_the_copy_and_linear_edit_baselines_when_the_audit_has_them():
+    from wmkit.sweep.report import ablation_table_rows, baseline_values
+
+    audit = {"copy_knn_at_k": {"1": 0.1, "5": 0.3, "10": 0.4, "50": 0.9}, "linear_edit_knn_at_k": {"1": 0.2, "5": 0.5},
+             "beats_copy": {"rate": 0.6, "wins": 6, "n": 10}, "linear_edit": {"beats_copy": {"rate": 0.4}}}
+    assert baseline_values(audit) == {"copy_knn_at_1": 0.1, "copy_knn_at_5": 0.3, "copy_knn_at_10": 0.4,
+                                      "linear_edit_knn_at_1": 0.2, "linear_edit_knn_at_5": 0.5,
+                                      "beats_copy_rate": 0.6, "linear_edit_beats_copy_rate": 0.4}
+    assert baseline_values({"knn_at_5": 0.2}) == {}
+    header, body = ablation_table_rows([{"run": "r", **baseline_values(audit)}])
+    assert "copy_knn_at_5" in header and body[0][header.index("copy_knn_at_5")] == "0.3000"
+    header, _ = ablation_table_rows([{"run": "r"}])
+    assert not any("copy_knn" in h for h in header)
+
+
 @pytest.mark.parametrize("case", ["unknown_key", "wrong_type", "empty_grid", "duplicate_seeds", "nothing",
                                   "audit_step", "no_ray", "dead_address"])
 def test_bad_sweep_input_is_one_line_and_starts_nothing(case, wmkit_cli, tmp_path, data, monkeypatch):
@@ -246,7 +261,7 @@ def test_sweep_killed_resumed_and_reported(tmp_path, data):
     assert all(len(g) == 1 for g in groups.values()) and len({min(g) for g in groups.values()}) == 2
 
 
-def test_ray_executor_runs_the_tiny_sweep(tmp_path, data, monkeypatch):
+def test_ray_executor_runs_the_tiny_sweep(tmp_path, data):
     pytest.importorskip("ray", reason="Ray is not installed (pip install 'wmkit[ray]'); CI installs it")
     out = tmp_path / "sweep"
     env = dict(os.environ, WMKIT_CACHE_DIR=str(tmp_path / "cache"), OMP_NUM_THREADS="1",

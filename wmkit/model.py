@@ -15,8 +15,8 @@ import torch
 from torch import nn
 
 from wmkit import objective
-from wmkit.distributed import gather_batch
 from wmkit.components import AuxInputs, EncoderOutput
+from wmkit.distributed import gather_batch
 from wmkit.errors import RecipeError, WmkitError
 from wmkit.layers import count_parameters
 

@@ -107,7 +107,7 @@ def parse_grid_option(text: str) -> tuple[str, list]:
     key = key.strip()
     if not sep or not key:
         raise RecipeError(f"--grid {text!r}: expected KEY=V1,V2,…, e.g. --grid loss.aux.weight=0.1,0.3")
-    values = [v for v in split_values(raw)] if raw.strip() else []
+    values = split_values(raw) if raw.strip() else []
     if not values or any(v == "" for v in values):
         raise RecipeError(f"--grid {key}: empty value list; give at least one value, e.g. --grid {key}=V1,V2")
     return key, [parse_override(f"{key}={v}")[1] for v in values]
@@ -155,10 +155,8 @@ def read_sweep_file(path: Path) -> dict | None:
     if "recipe" not in table:
         raise RecipeError(f"{path}: [sweep] needs recipe = \"NAME_OR_PATH\"")
     recipe = str(table["recipe"])
-    if not recipe.endswith(".toml") or Path(recipe).is_absolute():
-        pass
-    elif (path.parent / recipe).exists():
-        recipe = str(path.parent / recipe)
+    if recipe.endswith(".toml") and not Path(recipe).is_absolute() and (path.parent / recipe).exists():
+        recipe = str(path.parent / recipe)  # a recipe path is relative to the sweep file
     table = dict(table, recipe=recipe)
     grid = table.get("grid", {})
     if not isinstance(grid, dict):

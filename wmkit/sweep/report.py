@@ -31,8 +31,8 @@ DEFAULT_SPREAD_THRESHOLD = 2.0
 KNN_KS = (1, 5, 10)
 #: warning kinds that are memorisation evidence (audit and training log)
 MEMORISATION_KINDS = ("memorisation", "near_duplicates", "knn_falling")
-#: baseline keys of the audit reported when present (copy and linear-edit baselines)
-BASELINE_KEY = re.compile(r"^((copy|linear_edit)_knn_at_\d+|beats_\w+)$")
+#: baseline columns taken from the audit when it has them (the copy and linear-edit baselines)
+BASELINE_KEY = re.compile(r"^((copy|linear_edit)_knn_at_\d+|beats_copy_rate|linear_edit_beats_copy_rate)$")
 
 #: (column, key in the log row, format) of the ablation log
 ABLATION_COLUMNS = (
@@ -52,6 +52,26 @@ def _get(tree, *path):
             return None
         tree = tree.get(key)
     return tree
+
+
+def baseline_values(result: dict) -> dict:
+    """Flat baseline columns of an audit that has them: ``copy_knn_at_k`` / ``linear_edit_knn_at_k``
+    (``{"1": …, "5": …}``) -> ``copy_knn_at_1`` …; ``beats_copy.rate`` -> ``beats_copy_rate``; the linear
+    edit's ``linear_edit.beats_copy.rate`` -> ``linear_edit_beats_copy_rate``. Absent keys stay absent."""
+    out = {}
+    for name in ("copy", "linear_edit"):
+        table = result.get(f"{name}_knn_at_k")
+        if isinstance(table, dict):
+            for k in KNN_KS:
+                if table.get(str(k)) is not None:
+                    out[f"{name}_knn_at_{k}"] = table[str(k)]
+    rate = _get(result, "beats_copy", "rate")
+    if rate is not None:
+        out["beats_copy_rate"] = rate
+    rate = _get(result, "linear_edit", "beats_copy", "rate")
+    if rate is not None:
+        out["linear_edit_beats_copy_rate"] = rate
+    return out
 
 
 def point_label(point: dict) -> str:
@@ -80,9 +100,7 @@ def ablation_rows(sweep_dir: Path, state: dict) -> list[dict]:
                         "knn_at_1", "knn_at_5", "knn_at_10", "cross_off", "gallery_size",
                         "random_knn_at_1", "random_knn_at_5", "random_knn_at_10"):
                 row[key] = result.get(key)
-            for key, value in result.items():
-                if BASELINE_KEY.match(key):
-                    row[key] = value
+            row.update(baseline_values(result))
             rows.append(row)
     return rows
 

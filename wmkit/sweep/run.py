@@ -50,6 +50,7 @@ def execute_run(job: dict) -> dict:
     (sweep_dir / LOGS_DIR).mkdir(parents=True, exist_ok=True)
     with open(sweep_dir / LOGS_DIR / f"{run['id']}.log", "a", encoding="utf-8") as log, \
             contextlib.redirect_stdout(log), contextlib.redirect_stderr(log):
+        print(f"sweep run {run['id']} started at {time.strftime('%Y-%m-%d %H:%M:%S')}", flush=True)
         try:
             audits = _train_and_audit(job, run_dir)
         except WmkitError as exc:
@@ -116,20 +117,31 @@ def _exit_with_parent(parent: int) -> None:
     threading.Thread(target=watch, daemon=True).start()
 
 
+def _log_touched_since(job: dict, since: float) -> bool:
+    """Whether the run's worker has started (it writes its log first); a pool's "running" future may
+    still be queued."""
+    try:
+        return (Path(job["sweep_dir"]) / LOGS_DIR / f"{job['run']['id']}.log").stat().st_mtime >= since
+    except OSError:
+        return False
+
+
 def run_local(jobs: list[dict], *, workers: int, on_start, on_result, poll) -> None:
     """Run ``jobs`` in a pool of ``workers`` processes (spawned: each run gets a fresh interpreter)."""
     import multiprocessing
     from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 
     context = multiprocessing.get_context("spawn")
+    since = time.time() - 1.0  # file times may be coarser than the clock
     with ProcessPoolExecutor(max_workers=workers, mp_context=context, initializer=_exit_with_parent,
                              initargs=(os.getpid(),)) as pool:
+        by_id = {job["run"]["id"]: job for job in jobs}
         pending = {pool.submit(execute_run, job): job["run"]["id"] for job in jobs}
         started: set[str] = set()
         while pending:
             done, _ = wait(list(pending), timeout=0.5, return_when=FIRST_COMPLETED)
             for future, run in list(pending.items()):
-                if run not in started and (future.running() or future.done()):
+                if run not in started and (future.done() or future.running() and _log_touched_since(by_id[run], since)):
                     started.add(run)
                     on_start(run)
             for future in done:
@@ -172,24 +184,24 @@ def check_ray_address(address: str, timeout: float = RAY_CONNECT_TIMEOUT) -> Non
                          f"with `ray start --head` or check the address") from None
 
 
-def run_ray(jobs: list[dict], *, address: str | None, cpus_per_run: int, gpus_per_run: float, on_start,
-            on_result, poll) -> None:
-    """Run every job as a Ray task asking for ``cpus_per_run`` CPUs and ``gpus_per_run`` GPUs, on the
-    cluster at ``address`` or on a local Ray instance started for this sweep."""
+def run_ray(jobs: list[dict], *, address: str | None, gpus_per_run: float, on_start, on_result, poll) -> None:
+    """Run every job as a Ray task asking for its run's CPU threads (``job["threads"]``) and
+    ``gpus_per_run`` GPUs, on the cluster at ``address`` or on a local Ray instance started for this sweep."""
     ray = import_ray()
     passed = {k: v for k, v in os.environ.items() if k.startswith(("WMKIT_", "HF_", "WM_"))}
     kwargs = dict(include_dashboard=False, log_to_driver=False, runtime_env={"env_vars": passed})
     if address:
         kwargs["address"] = address
     else:
-        kwargs["num_cpus"] = max(os.cpu_count() or 1, cpus_per_run)
+        kwargs["num_cpus"] = max(os.cpu_count() or 1, *(int(j["threads"]) for j in jobs))
     try:
         ray.init(**kwargs)
     except (ConnectionError, RuntimeError, ValueError) as exc:
         raise WmkitError(f"ray: could not start or join a cluster ({str(exc).splitlines()[0]})") from None
     try:
-        task = ray.remote(execute_run).options(num_cpus=cpus_per_run, num_gpus=gpus_per_run)
-        pending = {task.remote(job): job["run"]["id"] for job in jobs}
+        task = ray.remote(execute_run)
+        pending = {task.options(num_cpus=int(job["threads"]), num_gpus=gpus_per_run).remote(job): job["run"]["id"]
+                   for job in jobs}
         for run in pending.values():
             on_start(run)
         while pending:
@@ -341,8 +353,8 @@ def run_sweep(plan, runs: list[dict], sweep_dir: Path, *, executor: str = "local
 
     with view:
         if todo and executor == "ray":
-            run_ray(todo, address=address, cpus_per_run=max(1, int(max(j["threads"] for j in todo))),
-                    gpus_per_run=gpus_per_run, on_start=on_start, on_result=on_result, poll=view.refresh)
+            run_ray(todo, address=address, gpus_per_run=gpus_per_run, on_start=on_start, on_result=on_result,
+                    poll=view.refresh)
         elif todo:
             run_local(todo, workers=max(1, jobs), on_start=on_start, on_result=on_result, poll=view.refresh)
     return state

@@ -89,6 +89,7 @@ if world.rank == 0:
 # the paper recipe (VICReg, aux pred), then SIGReg with NT-Xent (same SIGReg directions on every rank)
 VARIANTS = {"vicreg_pred": [], "sigreg_ntxent": ["regularizer.name=sigreg", "loss.aux.type=ntxent",
                                                  "loss.aux.pos_threshold=0.0"]}
+ddp_results = {}
 for name, extra in VARIANTS.items():
     v = load_recipe("loops3_auxpred_vicreg", overrides=[*sys.argv[2:], *extra], host=host, environ={}).values
     model = distributed.global_batch_norm(build())
@@ -96,8 +97,12 @@ for name, extra in VARIANTS.items():
     half = slice(world.rank * (B // 2), (world.rank + 1) * (B // 2))
     terms = ddp(before[half], after[half], actions[half])
     terms["loss"].backward()
-    logged = distributed.mean_over_ranks(terms)
-    grads = {n: p.grad for n, p in model.named_parameters() if p.grad is not None}
+    ddp_results[name] = (distributed.mean_over_ranks(terms),
+                         {n: p.grad for n, p in model.named_parameters() if p.grad is not None})
+distributed.stop()  # the one-process references below must not gather
+for name, extra in VARIANTS.items():
+    v = load_recipe("loops3_auxpred_vicreg", overrides=[*sys.argv[2:], *extra], host=host, environ={}).values
+    logged, grads = ddp_results[name]
     if world.rank == 0:
         single = build()
         single_terms = single(before, after, actions)
@@ -108,7 +113,6 @@ for name, extra in VARIANTS.items():
                                   if p.grad is not None),
             "param_grad_scale": max(float(p.grad.abs().max()) for p in single.parameters() if p.grad is not None),
             "params_with_grad": [len(grads), sum(p.grad is not None for p in single.parameters())]}
-distributed.stop()
 if world.rank == 0:
     open(sys.argv[1], "w").write(json.dumps(out))
 """

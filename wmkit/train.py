@@ -235,7 +235,8 @@ def train(recipe, *, out: Path | None = None, resume: bool = False, force: bool 
         best_metric = trainer["best_metric"] if trainer["best_metric"] is not None else -math.inf
         best_loss = trainer["best_loss"]
         warned = set(trainer.get("warned", []))
-        _truncate_metrics(run_dir / "metrics.jsonl", start_step)
+        if world.is_main:  # another rank replacing the file would cut rank 0's log
+            _truncate_metrics(run_dir / "metrics.jsonl", start_step)
 
     components = {kind: {"name": name, "plugin": host.get(kind, name).plugin, "version": host.get(kind, name).version}
                   for kind, name in (("domain", v["data"]["domain"]), ("encoder", v["model"]["encoder"]["name"]),

@@ -310,6 +310,21 @@ class SweepView:
                   flush=True)
 
 
+def prepare_data(runs: list[dict]) -> None:
+    """Prepare (cache) each distinct data configuration of the runs once, here, before any run starts:
+    runs then read the cache instead of preparing it concurrently, and a tokenizer pool is never forked
+    inside an engine's multi-threaded worker (Ray). A data error stops the sweep before it starts."""
+    from wmkit.plugins import get_host
+    from wmkit.runtime import load_data
+
+    seen = set()
+    for run in runs:
+        key = json.dumps(run["recipe"]["data"], sort_keys=True)
+        if key not in seen:
+            seen.add(key)
+            load_data(run["recipe"], host=get_host(), progress=False)
+
+
 def run_sweep(plan, runs: list[dict], sweep_dir: Path, *, executor: str = "local", jobs: int = 1,
               address: str | None = None, gpus_per_run: float = 0.0, console=None, live: bool | None = None) -> dict:
     """Run (or resume) every run of a validated plan; returns the final sweep state (also in sweep.json)."""
@@ -324,6 +339,7 @@ def run_sweep(plan, runs: list[dict], sweep_dir: Path, *, executor: str = "local
         if address:
             check_ray_address(address)
     state = open_sweep(sweep_dir, plan, runs)  # refuses a changed plan before anything is written
+    prepare_data(runs)
     save_sweep(sweep_dir, state)
     threads = max(1, (os.cpu_count() or 1) // max(1, jobs))
     todo = []

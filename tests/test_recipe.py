@@ -131,3 +131,21 @@ def test_docs_list_every_core_key_and_environment_variable():
         assert f"`{key}`" in docs, f"{key} missing from docs/recipes.md (regenerate with wmkit recipe keys --markdown)"
     for var in ENV_VARS:
         assert f"`{var}`" in docs, var
+
+
+def test_deprecated_aux_type_is_accepted_and_overrides_like_its_new_name(tmp_path):
+    from wmkit.recipe import load_recipe
+
+    # --set with the old name overrides the recipe's new name
+    r = load_recipe("loops3_auxpred_vicreg", overrides=["loss.aux.type=ntxent"], environ={})
+    assert r.get("loss.aux.name") == "ntxent" and any("loss.aux.type is deprecated" in n for n in r.notes)
+    # a recipe using the old name still loads, and overrides the recipe it extends
+    old = tmp_path / "old.toml"
+    old.write_text('[meta]\nextends = "loops3_auxpred_vicreg"\n[loss.aux]\ntype = "cos_align"\n')
+    r = load_recipe(str(old), environ={})
+    assert r.get("loss.aux.name") == "cos_align" and r.notes
+    # both names with different values in one file: one line saying which to keep
+    both = tmp_path / "both.toml"
+    both.write_text('[loss.aux]\ntype = "pred"\nname = "none"\n')
+    with pytest.raises(RecipeError, match="loss.aux.type = 'pred' and loss.aux.name = 'none' disagree"):
+        load_recipe(str(both), environ={})

@@ -113,7 +113,12 @@ def _load_recipe(source, overrides, domain):
     host = _host()
     if domain is not None:
         host.get("domain", domain)  # unknown domain -> error listing the available ones
-    return load_recipe(source, overrides=list(overrides), domain=domain, host=host)
+    loaded = load_recipe(source, overrides=list(overrides), domain=domain, host=host)
+    from rich.markup import escape
+
+    for note in loaded.notes:  # deprecated keys: say so, on stderr (stdout may be a recipe being written)
+        _console(stderr=True).print(f"[yellow]note[/]: {escape(note)}")
+    return loaded
 
 
 @recipe.command("show")
@@ -249,7 +254,10 @@ def train(recipe_name, overrides, domain, data_source, out, resume, force, check
     _warn_plugin_errors(_host())
     result = run_training(resolved, out=out, resume=resume is not None, force=force, early_stop=early_stop,
                           host=_host(), console=_console(stderr=True), live=live, checkpoint=checkpoint_name)
-    _print_summary(result)
+    from wmkit.distributed import from_environment
+
+    if from_environment().is_main:  # under torchrun, rank 0 speaks for the job
+        _print_summary(result)
 
 
 def _recipe_of_run(run_dir: Path, overrides=(), domain=None):
@@ -346,12 +354,129 @@ def _check_writable(flag: str, path: Path) -> None:
               help="Gallery size when an audit must be run (default: full validation).")
 @click.option("--data", default=None, metavar="SOURCE", help="Data source for audits that must be run.")
 @click.option("--rerun", is_flag=True, help="Audit again even where a matching audit.json exists.")
+@click.option("--by-seed", is_flag=True, help="Group runs that differ only in their seed; mean ± sd per group.")
+@click.option("--json", "json_out", type=click.Path(path_type=Path), default=None,
+              help="Also write one record per run as JSON ('-': print it instead of the table).")
+@click.option("--csv", "csv_out", type=click.Path(path_type=Path), default=None,
+              help="Also write one row per run as CSV ('-': print it instead of the table).")
 @reports_errors
-def compare(runs, val_size, data, rerun):
+def compare(runs, val_size, data, rerun, by_seed, json_out, csv_out):
     """Put the audits of several runs side by side (KNN over random, ranks, gaps, warnings)."""
-    from wmkit.compare import compare_runs
+    from wmkit.audit.core import to_jsonable
+    from wmkit.compare import comparison_records, comparison_table, compare_results, records_csv, seed_grouped_table
 
-    _console().print(compare_runs(runs, val_size=val_size, data=data, rerun=rerun))
+    named = compare_results(runs, val_size=val_size, data=data, rerun=rerun)
+    records = to_jsonable(comparison_records(named))
+    for target, text in ((json_out, lambda: json.dumps(records, indent=2) + "\n"), (csv_out, lambda: records_csv(records))):
+        if target is None:
+            continue
+        if str(target) == "-":
+            click.echo(text(), nl=False)
+        else:
+            Path(target).write_text(text(), encoding="utf-8")
+    if "-" not in (str(json_out), str(csv_out)):
+        _console().print(seed_grouped_table(named) if by_seed else comparison_table(named))
+
+
+# ---------------------------------------------------------------------------------------------
+# sweeps
+# ---------------------------------------------------------------------------------------------
+
+
+class _SweepGroup(click.Group):
+    """``wmkit sweep RECIPE …`` runs a sweep (the ``run`` subcommand); ``wmkit sweep report DIR`` reports one."""
+
+    def parse_args(self, ctx, args):
+        if args and args[0] not in self.commands and args[0] not in ("-h", "--help"):
+            args = ["run", *args]
+        return super().parse_args(ctx, args)
+
+
+@cli.group(cls=_SweepGroup)
+def sweep():
+    """Sweeps: a grid of recipe overrides x seeds, each run audited; the ablation log and cross-seed matrix."""
+
+
+@sweep.command("run")
+@click.argument("recipe_name", metavar="RECIPE")
+@recipe_options
+@click.option("--grid", "grid", multiple=True, metavar="KEY=V1,V2",
+              help="A grid axis (repeatable); values use the --set grammar, e.g. --grid loss.aux.weight=0.1,0.3.")
+@click.option("--seeds", default=None, metavar="S1,S2", help="Seeds of every grid point (default: the recipe's).")
+@click.option("--steps", type=click.IntRange(min=1), default=None, help="train.steps of every run.")
+@click.option("--audit-at", default=None, metavar="N,M,best",
+              help="Checkpoints to audit: step numbers, best, last (default: last).")
+@click.option("--data", "data_source", default=None, metavar="SOURCE", help="Data source of every run.")
+@click.option("--out", type=click.Path(path_type=Path), default=None, help="Sweep directory (default under sweeps/).")
+@click.option("--jobs", type=click.IntRange(min=1), default=1, show_default=True, help="Runs at a time (local executor).")
+@click.option("--executor", type=click.Choice(["local", "ray"]), default="local", show_default=True)
+@click.option("--address", default=None, metavar="HOST:PORT", help="Ray cluster to join (default: a local Ray instance).")
+@click.option("--gpus-per-run", type=click.FloatRange(min=0), default=0.0, show_default=True,
+              help="GPUs each Ray task asks for.")
+@click.option("--val-size", type=click.IntRange(min=2), default=None, metavar="N", help="Audit gallery size.")
+@click.option("--full-val", is_flag=True, help="Audit over N = 5,000 validation pairs (or the whole split).")
+@click.option("--tier", default=None, help="Tier name in the ablation log (default: from the steps).")
+@click.option("--live/--no-live", default=None, help="Rich live table (default: on a terminal).")
+@reports_errors
+def sweep_run(recipe_name, overrides, domain, grid, seeds, steps, audit_at, data_source, out, jobs, executor,
+              address, gpus_per_run, val_size, full_val, tier, live):
+    """Run (or resume) a sweep of RECIPE (a recipe, or a TOML file with a [sweep] table)."""
+    from wmkit.sweep.plan import build_plan, default_sweep_dir, validate
+    from wmkit.sweep.report import build_report, rich_tables, write_report
+    from wmkit.sweep.run import run_sweep
+
+    plan = build_plan(recipe_name, grid_options=grid, seeds=seeds, steps=steps, audit_at=audit_at,
+                      overrides=overrides, data=data_source, domain=domain, val_size=val_size, full_val=full_val,
+                      tier=tier)
+    runs = validate(plan, _host())
+    if address and executor != "ray":
+        raise click.UsageError("--address is for --executor ray")
+    sweep_dir = out if out is not None else default_sweep_dir(plan, runs)
+    state = run_sweep(plan, runs, sweep_dir, executor=executor, jobs=jobs, address=address,
+                      gpus_per_run=gpus_per_run, console=_console(stderr=True), live=live)
+    report = build_report(Path(sweep_dir).resolve())
+    _print_wide(rich_tables(report))
+    files = write_report(report, Path(sweep_dir).resolve())
+    click.echo(f"sweep {sweep_dir}: report in {files['markdown'].parent}")
+    failed = [f"{k} ({v['error']})" for k, v in state["runs"].items() if v["state"] != "done"]
+    if failed:
+        click.echo(f"error: {len(failed)} run(s) failed: {'; '.join(failed)}; rerun the same command to retry them",
+                   err=True)
+        sys.exit(1)
+
+
+@sweep.command("report")
+@click.argument("sweep_dir", metavar="DIR", type=click.Path(path_type=Path))
+@click.option("--format", "fmt", type=click.Choice(["rich", "markdown", "csv", "json"]), default="rich",
+              show_default=True, help="What to print (csv: the ablation log).")
+@click.option("--spread-threshold", type=click.FloatRange(min=1.0), default=2.0, show_default=True,
+              help="Flag a grid point whose KNN@5 max/min over seeds exceeds this.")
+@click.option("--out", "out_dir", type=click.Path(path_type=Path), default=None,
+              help="Write report.md, ablation.csv, seeds.csv, report.json, report.html here (default DIR/report).")
+@reports_errors
+def sweep_report(sweep_dir, fmt, spread_threshold, out_dir):
+    """The ablation log and the cross-seed matrix of a sweep directory."""
+    from wmkit.audit.core import to_jsonable
+    from wmkit.sweep.report import ablation_csv, build_report, markdown, rich_tables, write_report
+
+    report = build_report(sweep_dir, spread_threshold)
+    write_report(report, sweep_dir, out_dir)
+    if fmt == "markdown":
+        click.echo(markdown(report), nl=False)
+    elif fmt == "csv":
+        click.echo(ablation_csv(report["ablation_log"]), nl=False)
+    elif fmt == "json":
+        click.echo(json.dumps(to_jsonable(report), indent=2))
+    else:
+        _print_wide(rich_tables(report))
+
+
+def _print_wide(tables) -> None:
+    console = _console()
+    if not console.is_terminal:
+        console.width = max(console.width, 240)  # a log file: do not fold the ablation log's many columns
+    for table in tables:
+        console.print(table)
 
 
 # ---------------------------------------------------------------------------------------------

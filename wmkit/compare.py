@@ -129,3 +129,94 @@ def compare_runs(paths: Sequence[str | Path], **kwargs) -> Table:
     ``progress``).
     """
     return comparison_table(compare_results(paths, **kwargs))
+
+
+# ---------------------------------------------------------------------------------------------
+# machine-readable output and grouping by seed
+# ---------------------------------------------------------------------------------------------
+
+
+def _run_recipe(result: dict) -> dict:
+    """The resolved recipe of the run an audit is of (its config.json), or ``{}``."""
+    import json
+
+    run_dir = result.get("run_dir")
+    try:
+        return json.loads((Path(run_dir) / "config.json").read_text()).get("recipe", {}) if run_dir else {}
+    except (OSError, ValueError):
+        return {}
+
+
+def seed_groups(named: Sequence[tuple[str, dict]]) -> list[list[tuple[str, dict, int | None]]]:
+    """Runs whose recipes differ only in ``meta.seed``, grouped (first-seen order), each sorted by seed."""
+    import json
+
+    groups: dict[str, list] = {}
+    for name, result in named:
+        recipe = _run_recipe(result)
+        seed = (recipe.get("meta") or {}).get("seed")
+        rest = {**recipe, "meta": {k: v for k, v in (recipe.get("meta") or {}).items() if k != "seed"}}
+        key = json.dumps(rest, sort_keys=True) if recipe else f"unknown:{name}"
+        groups.setdefault(key, []).append((name, result, seed))
+    return [sorted(members, key=lambda m: (m[2] is None, m[2])) for members in groups.values()]
+
+
+def comparison_records(named: Sequence[tuple[str, dict]]) -> list[dict]:
+    """One flat record per run: name, seed, seed group, then every metric of :data:`ROWS` (raw values)."""
+    out = []
+    for group_index, members in enumerate(seed_groups(named)):
+        for name, result, seed in members:
+            record = {"run": name, "seed": seed, "seed_group": group_index}
+            for label, path, _ in ROWS:
+                value = _get(result, path)
+                record[label] = len(value or []) if label == "warnings" else value
+            out.append(record)
+    return out
+
+
+def records_csv(records: list[dict]) -> str:
+    import csv
+    import io
+
+    buf = io.StringIO()
+    if records:
+        writer = csv.DictWriter(buf, fieldnames=list(records[0]))
+        writer.writeheader()
+        writer.writerows(records)
+    return buf.getvalue()
+
+
+def _numeric(values) -> list[float]:
+    return [float(v) for v in values if isinstance(v, (int, float)) and not isinstance(v, bool)]
+
+
+def seed_grouped_table(named: Sequence[tuple[str, dict]]) -> Table:
+    """The comparison table with runs grouped by seed, and a mean ± sd column after each group of 2+."""
+    import statistics
+
+    table = Table(title="wmkit compare (grouped by seed)", title_justify="left", show_edge=False)
+    table.add_column("metric")
+    columns = []
+    for index, members in enumerate(seed_groups(named)):
+        for name, result, seed in members:
+            table.add_column(f"{name} (seed {seed})", justify="right")
+            columns.append(("run", result))
+        if len(members) > 1:
+            table.add_column(f"group {index + 1}: mean ± sd", justify="right", style="bold")
+            columns.append(("stat", [r for _, r, _ in members]))
+    for label, path, formatter in ROWS:
+        cells = []
+        for kind, item in columns:
+            if kind == "run":
+                value = _get(item, path)
+                cells.append(formatter(value) if value is not None or label == "warnings" else "-")
+                continue
+            values = _numeric(_get(r, path) for r in item)
+            if len(values) < 2 or label in ("step", "gallery N"):
+                cells.append("")
+            else:
+                mean, sd = statistics.fmean(values), statistics.stdev(values)
+                cells.append(f"{formatter(mean)} ± {formatter(sd)}" if formatter is pct or formatter is fmt
+                             else f"{mean:.3f} ± {sd:.3f}")
+        table.add_row(label, *cells)
+    return table

@@ -154,6 +154,9 @@ class AuxLoss(nn.Module):
     """
 
     options: ClassVar[dict] = {}
+    #: whether the loss compares rows with each other (in-batch negatives) and so must see the global
+    #: batch under data parallelism; per-row losses leave it False
+    needs_global_batch: ClassVar[bool] = False
 
     def __init__(self, *, dim: int, options: Mapping[str, Any]):
         super().__init__()

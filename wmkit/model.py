@@ -16,6 +16,7 @@ from torch import nn
 
 from wmkit import kinds, objective
 from wmkit.components import ActionInputs, AuxInputs, EncoderOutput
+from wmkit.distributed import gather_batch
 from wmkit.errors import RecipeError, WmkitError
 from wmkit.layers import count_parameters
 
@@ -247,7 +248,8 @@ class WorldModel(nn.Module):
             losses.add("pred", s.pred_weight, self._prediction_loss(pred, target_after, pred_delta, target_delta))
             losses.add("dir", s.dir_weight, objective.direction_loss(pred_delta, target_delta))
             losses.add("mag", s.mag_weight, objective.magnitude_loss(pred_delta, target_delta))
-            z_all = torch.cat([encoded_before.z, encoded_after.z], dim=0).float()
+            # batch statistics see the global batch under torchrun (gather_batch is the identity otherwise)
+            z_all = torch.cat([gather_batch(encoded_before.z), gather_batch(encoded_after.z)], dim=0).float()
             losses.add("cov", s.cov_weight, objective.covariance_loss(z_all))
             losses.add("reg", s.reg_weight, self._regularizer_loss(z_all, pred, target_after, losses))
             losses.add("aux", s.aux_weight, self._aux_loss(encoded_before, target_after, action_embedding.float(),
@@ -270,6 +272,8 @@ class WorldModel(nn.Module):
         if where in ("encoder", "both"):
             views.append(("encoder", z_all, None))
         if where in ("predictor", "both"):
+            if getattr(self.regularizer, "needs_global_batch", True):
+                pred, target = gather_batch(pred), gather_batch(target)
             views.append(("predictor", pred, target))
         total = pred.new_zeros(())
         for name, embeddings, paired in views:
@@ -291,10 +295,17 @@ class WorldModel(nn.Module):
             if k > len(encoded_before.loops):
                 raise WmkitError(f"loss.aux.loops names loop {k} but the encoder returned only "
                                  f"{len(encoded_before.loops)} loop readouts")
-            out = self.aux_loss(AuxInputs(loop=k, loop_state=encoded_before.loops[k - 1].float(),
-                                          final_state=encoded_before.z.float(), target=target,
-                                          action_embedding=action_embedding, actions=actions,
-                                          predictor=predictor))
+            inputs = AuxInputs(loop=k, loop_state=encoded_before.loops[k - 1].float(),
+                               final_state=encoded_before.z.float(), target=target,
+                               action_embedding=action_embedding, actions=actions, predictor=predictor)
+            if getattr(self.aux_loss, "needs_global_batch", False):  # e.g. NT-Xent's in-batch negatives
+                gathered_base = None if target_before is None else gather_batch(target_before)
+                inputs = AuxInputs(loop=k, loop_state=gather_batch(inputs.loop_state),
+                                   final_state=gather_batch(inputs.final_state), target=gather_batch(target),
+                                   action_embedding=gather_batch(action_embedding), actions=gather_batch(actions),
+                                   predictor=(self.predictor if not self.starts_from_target else
+                                              (lambda state, action: self._predict(state, action, gathered_base))))
+            out = self.aux_loss(inputs)
             losses.log(f"aux_l{k}", out["loss"])
             for term, value in out.items():
                 if term != "loss":

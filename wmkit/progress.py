@@ -19,8 +19,11 @@ def _terms(row: dict) -> str:
 class TrainingView:
     """Context manager fed with one row per step and one per evaluation."""
 
-    def __init__(self, *, console: Console | None, total: int, start: int, live: bool | None, title: str):
-        self.console = console or Console(stderr=True)
+    def __init__(self, *, console: Console | None, total: int, start: int, live: bool | None, title: str,
+                 quiet: bool = False):
+        # quiet: show nothing (the ranks other than 0 of a torchrun job)
+        self.console = Console(quiet=True) if quiet else console or Console(stderr=True)
+        self.quiet = quiet
         self.total, self.start = total, start
         self.live = self.console.is_terminal if live is None else live
         self.title = title
@@ -50,7 +53,7 @@ class TrainingView:
     def update(self, step: int, row: dict) -> None:
         if self.progress is not None:
             self.progress.update(self.task, completed=step, rate=self._rate(step), terms=_terms(row))
-        elif step % self.every == 0 or step == self.total:
+        elif not self.quiet and (step % self.every == 0 or step == self.total):
             rate = self._rate(step)
             eta = (self.total - step) / rate if rate > 0 else float("nan")
             print(f"step {step}/{self.total}  {rate:.2f} steps/s  eta {eta:.0f}s  {_terms(row)}",
@@ -65,11 +68,11 @@ class TrainingView:
                 f"{metrics['erank_target']:.1f}/{metrics['erank_pred']:.1f}  gallery N={n}")
         if self.progress is not None:
             self.progress.console.print(line)
-        else:
+        elif not self.quiet:
             print(line, file=sys.stderr, flush=True)
 
     def warn(self, message: str) -> None:
         if self.progress is not None:
             self.progress.console.print(f"[bold yellow]warning[/] {message}")
-        else:
+        elif not self.quiet:
             print(f"warning: {message}", file=sys.stderr, flush=True)

@@ -297,8 +297,12 @@ def _extends_path(path: Path, base_name: str) -> Path:
         raise RecipeError(f"{path}: meta.extends: {exc}") from None
 
 
-def _raw_recipe(path: Path, seen: tuple = ()) -> dict:
+def _raw_recipe(path: Path, seen: tuple = (), notes: list | None = None) -> dict:
     raw = read_toml(path)
+    # renamed keys are moved file by file, so a recipe's old key still overrides what it extends
+    for note in migrate_deprecated(raw) if isinstance(raw, dict) else ():
+        if notes is not None:
+            notes.append(f"{path.name}: {note}")
     base_name = raw.get("meta", {}).get("extends", "") if isinstance(raw.get("meta"), dict) else ""
     if not isinstance(base_name, str):
         raise RecipeError(f"{path}: meta.extends: expected a string (a shipped recipe name or a path), got "
@@ -307,7 +311,7 @@ def _raw_recipe(path: Path, seen: tuple = ()) -> dict:
         base_path = _extends_path(path, base_name)
         if base_path.resolve() in seen:
             raise RecipeError(f"{path}: meta.extends forms a cycle through {base_path}")
-        base = _raw_recipe(base_path, seen + (path.resolve(),))
+        base = _raw_recipe(base_path, seen + (path.resolve(),), notes)
         base.get("meta", {}).pop("description", None)
         raw = deep_merge(base, raw)
     return raw
@@ -370,14 +374,19 @@ def environment_overrides(environ: Mapping[str, str] | None = None) -> dict[str,
     return out
 
 
-def apply_overrides(raw: dict, overrides, environ: Mapping[str, str] | None) -> dict:
-    """Apply the ``WM_*`` variables, then the ``--set`` overrides, to ``raw`` in place (later wins);
-    returns the variables applied (see :func:`environment_overrides`)."""
+def apply_overrides(raw: dict, overrides, environ: Mapping[str, str] | None, notes: list | None = None) -> dict:
+    """Apply the ``WM_*`` variables, then the ``--set`` overrides, to ``raw`` in place (later wins;
+    a renamed key is set under its new name, with a note); returns the variables applied (see
+    :func:`environment_overrides`)."""
     env = environment_overrides(environ)
     for _var, (key, value) in env.items():
         set_dotted(raw, key, value)
     for text in overrides:
         key, value = parse_override(text)
+        if key in DEPRECATED_KEYS:
+            if notes is not None:
+                notes.append(f"--set {key}: {key} is deprecated; call it {DEPRECATED_KEYS[key]}")
+            key = DEPRECATED_KEYS[key]
         set_dotted(raw, key, value)
     return env
 
@@ -422,13 +431,13 @@ def load_recipe(source: str | Path | None, *, overrides: list[str] = (), domain:
         if not source:
             raise RecipeError(f"domain {domain_name!r} has no default recipe; pass a recipe file")
     path = find_recipe(str(source))
-    raw = _raw_recipe(path)
-    env = apply_overrides(raw, overrides, environ)
+    notes: list[str] = []
+    raw = _raw_recipe(path, notes=notes)
+    env = apply_overrides(raw, overrides, environ, notes)
     if domain is not None:
         set_dotted(raw, "data.domain", domain)
     if not isinstance(raw.get("meta", {}), Mapping):
         raise RecipeError(f"{path}: meta must be a table")
-    notes = migrate_deprecated(raw)
     try:
         schema = build_schema(raw, host)
         values = validate(schema, raw)
@@ -521,7 +530,7 @@ def recipe_over_run(values: Mapping, *, overrides: list[str] = (), environ: Mapp
         host = get_host()
     raw = copy.deepcopy(dict(values))
     notes = migrate_deprecated(raw)  # runs recorded before a key was renamed
-    env = apply_overrides(raw, overrides, environ)
+    env = apply_overrides(raw, overrides, environ, notes)
     try:
         values = validate(build_schema(raw, host), raw)
         _check_consistency(values)

@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from wmkit import __version__, jsonsafe, kinds
+from wmkit import __version__, distributed, jsonsafe, kinds
 from wmkit.checkpoint import (ANOTHER_CHECKPOINT, fit_weights, load_trainer_state, load_weights, read_index, resolve_checkpoint,
                               save_checkpoint, update_index, write_json_atomic)
 from wmkit.errors import CheckpointError, RecipeError, RunError, WmkitError
@@ -250,15 +250,27 @@ def _train(recipe, run_dir: Path, *, resume: bool, force: bool, early_stop: int 
     total_steps = v["train"]["steps"]
     stop_at = min(early_stop, total_steps) if early_stop else total_steps
 
+    # under torchrun: optim.batch_size is the global batch, split over the ranks (wmkit.distributed)
+    world = distributed.from_environment()
+    batch_size = v["optim"]["batch_size"]
+    local_batch = distributed.local_batch_size(batch_size, world)
+
     # 1. where the run goes, and what it resumes from (refuses before touching anything)
     run_dir, resume_from = prepare_run_dir(recipe, run_dir, resume=resume, force=force, checkpoint=checkpoint)
     check_action_inputs(recipe, host.resolve("domain", v["data"]["domain"]), host)
+    if world.distributed:
+        device = distributed.start(world, v["train"]["device"])
+        resume_from = distributed.agree_on_checkpoint(resume_from)
 
-    # 2. data (cached); any data error stops us before the run directory is written
-    domain, data = load_data(recipe, source=data_source, host=host, progress=True)
+    # 2. data (cached); any data error stops us before the run directory is written. Rank 0 prepares
+    # first so that the cache is written once, the other ranks then read it.
+    if not world.is_main:
+        distributed.barrier()
+    domain, data = load_data(recipe, source=data_source, host=host, progress=world.is_main)
+    if world.distributed and world.is_main:
+        distributed.barrier()
     train_idx = torch.from_numpy(np.asarray(data.train_indices(), dtype=np.int64))
     val_idx = np.asarray(data.val_indices(), dtype=np.int64)
-    batch_size = v["optim"]["batch_size"]
     if len(train_idx) < batch_size:
         raise RunError(_training_rows_error(data, batch_size, len(train_idx), len(val_idx)))
     if len(val_idx) < 2:
@@ -268,19 +280,25 @@ def _train(recipe, run_dir: Path, *, resume: bool, force: bool, early_stop: int 
         raise RecipeError(f"eval.probe_size: {probe_size} validation pairs asked for the probe gallery that "
                           f"train.select = {v['train']['select']!r} is measured on, but the data has only "
                           f"{len(val_idx)}; lower eval.probe_size (0 = all {len(val_idx)}) or use more data")
-    device = pick_device(v["train"]["device"])  # an unusable device is refused before anything is replaced
+    if not world.distributed:
+        device = pick_device(v["train"]["device"])  # an unusable device is refused before anything is replaced
 
     # 3. seed everything, then construct (reference defect D3)
     if v["train"]["threads"]:
         torch.set_num_threads(v["train"]["threads"])
     model = build_initial_world_model(v, vocab_size=domain.vocab.size, pad_id=domain.vocab.pad_id,
                                       action_dim=domain.action_dim, resolve=host.constructor).to(device)
+    forward = model
+    if world.distributed:
+        distributed.global_batch_norm(model)
+        forward = torch.nn.parallel.DistributedDataParallel(
+            model, device_ids=[device.index] if device.type == "cuda" else None)
     optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=v["optim"]["lr"],
                                   weight_decay=v["optim"]["weight_decay"])
     sampler = torch.Generator().manual_seed(v["meta"]["seed"])
     use_bf16 = device.type == "cuda" and v["train"]["precision"] in ("auto", "bf16")
 
-    # the fixed validation probe batch: the same rows whatever the training seed (defect D4)
+    # the fixed validation probe gallery: the same rows whatever the training seed (defect D4)
     probe_rows = np.sort(np.random.default_rng(VAL_BATCH_SEED).choice(val_idx, size=probe_size, replace=False))
     probe = [torch.from_numpy(np.asarray(a[probe_rows])).to(device) for a in (data.before, data.after, data.actions)]
     probe[0], probe[1] = probe[0].long(), probe[1].long()
@@ -302,10 +320,11 @@ def _train(recipe, run_dir: Path, *, resume: bool, force: bool, early_stop: int 
         best_loss = trainer["best_loss"] if trainer["best_loss"] is not None else math.inf
         warned = set(trainer.get("warned", []))
         stale = int(trainer.get("probes_without_best", 0))
-        _truncate_metrics(run_dir / "metrics.jsonl", start_step)
-        if checkpoint is not None:
-            _forget_later_checkpoints(run_dir, start_step)
-    elif resume:  # killed before its first checkpoint: start over, dropping what it logged
+        if world.is_main:  # another rank replacing the file would cut rank 0's log
+            _truncate_metrics(run_dir / "metrics.jsonl", start_step)
+            if checkpoint is not None:
+                _forget_later_checkpoints(run_dir, start_step)
+    elif resume and world.is_main:  # killed before its first checkpoint: start over, dropping what it logged
         _truncate_metrics(run_dir / "metrics.jsonl", 0)
 
     components = {}
@@ -314,35 +333,38 @@ def _train(recipe, run_dir: Path, *, resume: bool, force: bool, early_stop: int 
         components[kind.name] = {"name": chosen.name, "plugin": chosen.plugin, "version": chosen.version}
     domain_facts = {"domain": domain.name, "vocab_version": domain.vocab.version, "vocab_size": domain.vocab.size,
                     "pad_id": domain.vocab.pad_id, "action_dim": domain.action_dim}
-    staged = None
-    if not resume and run_dir.exists() and not is_empty_dir(run_dir):
-        staged = stage(run_dir)  # --force: the new run is written beside the old one, then swapped in
-        write_dir = staged.path
-    else:
-        run_dir.mkdir(parents=True, exist_ok=True)
-        if not is_run(run_dir):
-            write_marker(run_dir)
-        write_dir = run_dir
-    if resume_from is None:
-        write_json_atomic(write_dir / "config.json", {
-            "recipe": v, "recipe_digest": recipe.digest(), "origin": recipe.origin, "overrides": recipe.overrides,
-            "environment": recipe.env, "wmkit_version": __version__, "git_revision": git_revision(),
-            "components": components, **domain_facts, "action_names": domain.action_names,
-            "label_names": domain.label_names,
-            "data": {"source": resolve_source(recipe, domain, data_source), **{k: data.meta.get(k) for k in
-                     ("source_fingerprint", "cache_key", "counts", "truncation")}},
-            "parameters": dict(model.parameter_breakdown()),
-            "torch_version": torch.__version__, "python": sys.version.split()[0],
-        })
-    if staged is not None:
-        staged.commit()
+    if world.is_main:  # only rank 0 writes the run directory, its log and its checkpoints
+        staged = None
+        if not resume and run_dir.exists() and not is_empty_dir(run_dir):
+            staged = stage(run_dir)  # --force: the new run is written beside the old one, then swapped in
+            write_dir = staged.path
+        else:
+            run_dir.mkdir(parents=True, exist_ok=True)
+            if not is_run(run_dir):
+                write_marker(run_dir)
+            write_dir = run_dir
+        if resume_from is None:
+            write_json_atomic(write_dir / "config.json", {
+                "recipe": v, "recipe_digest": recipe.digest(), "origin": recipe.origin, "overrides": recipe.overrides,
+                "environment": recipe.env, "wmkit_version": __version__, "git_revision": git_revision(),
+                "components": components, **domain_facts, "action_names": domain.action_names,
+                "label_names": domain.label_names,
+                "data": {"source": resolve_source(recipe, domain, data_source), **{k: data.meta.get(k) for k in
+                         ("source_fingerprint", "cache_key", "counts", "truncation")}},
+                "parameters": dict(model.parameter_breakdown()),
+                "torch_version": torch.__version__, "python": sys.version.split()[0],
+            })
+        if staged is not None:
+            staged.commit()
+    distributed.barrier()  # the other ranks go on once the run directory exists
 
-    metrics_file = open(run_dir / "metrics.jsonl", "a", encoding="utf-8")
+    metrics_file = open(run_dir / "metrics.jsonl", "a", encoding="utf-8") if world.is_main else None
     warnings: list[dict] = []
 
     def log(row: dict) -> None:
-        metrics_file.write(jsonsafe.dumps(row) + "\n")  # a NaN loss is written as null
-        metrics_file.flush()
+        if metrics_file is not None:
+            metrics_file.write(jsonsafe.dumps(row) + "\n")  # a NaN loss is written as null
+            metrics_file.flush()
 
     def warn(step: int, kind: str, message: str) -> None:
         row = {"event": "warning", "step": step, "kind": kind, "message": message}
@@ -361,6 +383,8 @@ def _train(recipe, run_dir: Path, *, resume: bool, force: bool, early_stop: int 
     def save(step: int, last_eval: dict, is_best: bool) -> None:
         if not _all_finite(model):  # the divergence guard: never keep a checkpoint holding NaN or inf
             raise diverged(step, "weights became non-finite")
+        if not world.is_main:
+            return
         meta = dict(domain_facts, recipe=v, metrics=last_eval, recipe_digest=recipe.digest())
         trainer = {"step": step, "best_metric": None if best_metric == -math.inf else best_metric,
                    "best_loss": best_loss if math.isfinite(best_loss) else None,  # inf (still warming up) -> null
@@ -371,12 +395,12 @@ def _train(recipe, run_dir: Path, *, resume: bool, force: bool, early_stop: int 
                      best_metric=criterion_value(last_eval, select) if is_best else None,
                      criterion=select, keep=v["train"]["keep_checkpoints"])
 
-    view = TrainingView(console=console, total=stop_at, start=start_step, live=live,
-                        title=f"{v['meta']['name']} on {domain.name} -> {run_dir}")
+    view = TrainingView(console=console, total=stop_at, start=start_step, live=live if world.is_main else False,
+                        title=f"{v['meta']['name']} on {domain.name} -> {run_dir}", quiet=not world.is_main)
     last_eval: dict = {}
     step = start_step
     stopped_by_patience = False
-    with view, metrics_file:
+    with view, (metrics_file or contextlib.nullcontext()):
         for step in range(start_step + 1, stop_at + 1):
             # -- one optimisation step ------------------------------------------------------------
             lr = learning_rate(step - 1, lr=v["optim"]["lr"], warmup=v["optim"]["warmup_steps"],
@@ -385,15 +409,17 @@ def _train(recipe, run_dir: Path, *, resume: bool, force: bool, early_stop: int 
                 group["lr"] = lr
             rows = train_idx[torch.randperm(len(train_idx), generator=sampler)[:batch_size]].numpy()
             rows.sort()
+            rows = rows[world.rank * local_batch:(world.rank + 1) * local_batch]  # this rank's slice
             before = torch.from_numpy(np.asarray(data.before[rows])).long().to(device)
             after = torch.from_numpy(np.asarray(data.after[rows])).long().to(device)
             actions = torch.from_numpy(np.asarray(data.actions[rows])).to(device)
             model.train()
             with torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=use_bf16):
-                terms = model(before, after, actions)
+                terms = forward(before, after, actions)
             loss = terms["loss"]
-            if not torch.isfinite(loss):
-                raise diverged(step, f"loss is {loss.item()}")
+            logged = distributed.mean_over_ranks(terms)  # the global batch's terms (every rank the same)
+            if not torch.isfinite(logged["loss"]):
+                raise diverged(step, f"loss is {logged['loss'].item()}")
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             clip = v["optim"]["grad_clip"]
@@ -401,7 +427,7 @@ def _train(recipe, run_dir: Path, *, resume: bool, force: bool, early_stop: int 
             optimizer.step()
             model.update_target()
 
-            row = {"step": step, "loss": loss.item(), **{k: float(t) for k, t in terms.items() if k != "loss"},
+            row = {"step": step, "loss": logged["loss"].item(), **{k: float(t) for k, t in logged.items() if k != "loss"},
                    "lr": lr, "grad_norm": float(grad_norm)}
             log(row)
             view.update(step, row)
@@ -420,12 +446,12 @@ def _train(recipe, run_dir: Path, *, resume: bool, force: bool, early_stop: int 
                          f"{best_loss:.4g} after warm-up")
                 best_loss = min(best_loss, row["loss"])
 
-            # -- validation probe, checkpoints ----------------------------------------------------------
+            # -- validation probe (rank 0), checkpoints, early stop ------------------------------------
             is_best = False
             due_eval = step % v["train"]["eval_every"] == 0 or step == stop_at
             if (due_eval or step % v["train"]["save_every"] == 0) and not _all_finite(model):
                 raise diverged(step, "weights became non-finite")  # before the probe would measure NaN
-            if due_eval:
+            if due_eval and world.is_main:
                 model.eval()
                 last_eval = probe_validation(model, *probe, chunk=v["eval"]["batch_size"])
                 log({"event": "eval", "step": step, **last_eval})
@@ -435,7 +461,7 @@ def _train(recipe, run_dir: Path, *, resume: bool, force: bool, early_stop: int 
                     best_metric, is_best, stale = value, True, 0
                 else:
                     stale += 1
-            patience_stop = bool(patience) and stale >= patience
+            patience_stop = distributed.rank0_decides(bool(patience) and stale >= patience) if due_eval else False
             if step % v["train"]["save_every"] == 0 or step == stop_at or is_best or patience_stop:
                 save(step, last_eval, is_best)
             if patience_stop:
@@ -444,7 +470,9 @@ def _train(recipe, run_dir: Path, *, resume: bool, force: bool, early_stop: int 
                           f"{patience}); stopping at the best checkpoint {read_index(run_dir).get('best')}")
                 log({"event": "early_stop", "step": step, "criterion": select, "probes_without_best": stale})
                 break
-    metrics_file.close()
+    distributed.barrier()  # every rank returns after rank 0 has written its last checkpoint
+    if world.distributed:
+        distributed.stop()
     index = read_index(run_dir)
     return RunResult(run_dir=run_dir, step=step, stopped_early=stopped_by_patience or step < total_steps,
                      last_eval=last_eval, warnings=warnings, best=index.get("best"))

@@ -33,6 +33,7 @@ class NTXentAuxLoss(AuxLoss):
     """
 
     options: ClassVar[dict] = NTXENT_OPTIONS
+    needs_global_batch: ClassVar[bool] = True  # negatives are the other rows of the batch
 
     def __init__(self, *, dim: int, options: Mapping[str, Any]):
         super().__init__(dim=dim, options=options)

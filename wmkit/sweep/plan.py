@@ -9,7 +9,7 @@ artifact), flags winning::
     steps = 400
     audit_at = [200, 400, "best"]
     set = ["data.max_len=64"]              # overrides every run shares
-    data = "jsonl:../shared/data/commits-py/train.jsonl.zst"
+    data = "jsonl:commits/train.jsonl.zst"  # optional: the runs' data source
 
     [sweep.grid]
     "loss.aux.weight" = [0.05, 0.1, 0.5, 1.0]

@@ -160,9 +160,15 @@ def test_embedded_source_rows_and_fingerprint():
 def test_prepare_on_the_embedded_source(tmp_path):
     prepare_mod = pytest.importorskip("wmkit.prepare", reason="wmkit.prepare (shared data preparation) is absent")
     d = KernelDomain({"embedded_pairs": 130})
-    data = prepare_mod.prepare(d, "embedded:kernels", max_len=128, cache_dir=tmp_path, progress=False, workers=1)
+    data = prepare_mod.prepare(d, "embedded:kernels", max_len=128, cache_dir=tmp_path, progress=False, workers=1,
+                               keep_unchanged=True)
     counts = data.meta["counts"]
     assert counts["rows_read"] == 130 and counts["kept"] == 130 and len(data) == 130
+    # by default the pairs whose edit lies beyond the first 128 tokens are dropped, and counted
+    seen = prepare_mod.prepare(d, "embedded:kernels", max_len=128, cache_dir=tmp_path, progress=False, workers=1)
+    dropped = seen.meta["counts"]["dropped"].get("no_token_change", 0)
+    assert dropped == data.meta["truncation"]["in_arrays"] == seen.meta["truncation"]["dropped"]
+    assert seen.meta["counts"]["kept"] == 130 - dropped
     assert data.meta["vocab_version"] == "kernel-lex-1" and data.meta["action_dim"] == 12
     assert data.before.shape == (130, 128) and int(np.max(data.before)) < VOCAB.size
     assert ((np.asarray(data.actions) >= 0) & (np.asarray(data.actions) <= 1)).all()

@@ -505,7 +505,8 @@ def test_non_utf8_recipe_is_one_line(wmkit_cli, tmp_path, payload):
     ("model.dropout=nan", "model.dropout"),
     ("model.dim=1e9", "model.dim"),
     ("data.max_len=1e8", "data.max_len"),
-    ("loss.aux.type=nope", "loss.aux.type"),
+    ("loss.aux.name=nope", "loss.aux.name"),
+    ("loss.aux.type=nope", "loss.aux.name"),  # the old name of the key: the message names the new one
 ])
 def test_bad_overrides_are_one_line_naming_the_key(wmkit_cli, override, needle):
     result = wmkit_cli("recipe", "show", "quickstart", "--set", override)
@@ -603,7 +604,8 @@ def test_resume_with_a_cut_config_is_one_line(cli, toy_run):
 
 @pytest.mark.parametrize("body", ["[1]", '{"step": 4}'])
 def test_damaged_checkpoint_json_is_one_line(cli, toy_run, body):
-    (toy_run / "checkpoints" / "step-4" / "checkpoint.json").write_text(body)
+    for meta in (toy_run / "checkpoints").glob("step-*/checkpoint.json"):  # the best (audit) and the latest (resume)
+        meta.write_text(body)
     one_line_error(cli("audit", str(toy_run)), "checkpoint.json")
     one_line_error(cli("train", "--resume", str(toy_run), "--no-live"), "checkpoint.json")
 

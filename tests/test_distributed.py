@@ -13,6 +13,8 @@ import pytest
 
 from wmkit.testing import write_commitpack_jsonl
 
+from conftest import descendants
+
 REPO = Path(__file__).resolve().parents[1]
 TORCHRUN = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2"]
 
@@ -171,7 +173,7 @@ def test_two_process_run_matches_one_process_and_resumes_exactly_after_kill(tmp_
     deadline = time.time() + 300
     while time.time() < deadline and not (tmp_path / "killed" / "checkpoints" / "step-20").exists():
         time.sleep(0.05)
-    for pid in [killed.pid, *_descendants(killed.pid)]:  # torchrun starts its workers in sessions of their own
+    for pid in [killed.pid, *descendants(killed.pid)]:  # torchrun starts its workers in sessions of their own
         os.kill(pid, signal.SIGKILL)
     killed.wait()
     assert 20 <= max(step_rows(tmp_path / "killed")) < 60, "the run must be killed mid-way"
@@ -181,22 +183,6 @@ def test_two_process_run_matches_one_process_and_resumes_exactly_after_kill(tmp_
     again = step_rows(tmp_path / "killed")
     assert sorted(again) == list(range(1, 61))
     assert {s: r["loss"] for s, r in again.items()} == {s: r["loss"] for s, r in ddp.items()}
-
-
-def _descendants(pid: int) -> list[int]:
-    children: dict[int, list[int]] = {}
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        children.setdefault(int(fields[1]), []).append(int(stat.parent.name))
-    out, todo = [], [pid]
-    while todo:
-        for child in children.get(todo.pop(), []):
-            out.append(child)
-            todo.append(child)
-    return out
 
 
 def test_world_size_that_does_not_divide_the_batch_is_one_line(tmp_path, env):

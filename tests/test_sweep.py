@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 
 from wmkit.testing import write_commitpack_jsonl
+from conftest import descendants
 
 REPO = Path(__file__).resolve().parents[1]
 RECIPE = "recipes/loops3_auxpred_vicreg.toml"
@@ -147,22 +148,6 @@ def test_bad_sweep_input_is_one_line_and_starts_nothing(case, wmkit_cli, tmp_pat
 # ---------------------------------------------------------------------------------------------
 
 
-def _descendants(pid: int) -> list[int]:
-    children: dict[int, list[int]] = {}
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        children.setdefault(int(fields[1]), []).append(int(stat.parent.name))
-    out, todo = [], [pid]
-    while todo:
-        for child in children.get(todo.pop(), []):
-            out.append(child)
-            todo.append(child)
-    return out
-
-
 def _audits(sweep_dir: Path) -> list[Path]:
     return sorted(sweep_dir.glob("*/audits/*.json"))
 
@@ -208,7 +193,7 @@ def test_sweep_killed_resumed_and_reported(tmp_path, data):
     deadline = time.time() + 400
     while time.time() < deadline and not _audits(out) and first.poll() is None:
         time.sleep(0.1)
-    for pid in [first.pid, *_descendants(first.pid)]:
+    for pid in [first.pid, *descendants(first.pid)]:
         try:
             os.kill(pid, signal.SIGKILL)
         except ProcessLookupError:

@@ -285,12 +285,17 @@ class WorldModel(nn.Module):
             total = total + out["loss"]
         return total
 
+    def _prediction_rule(self, base: torch.Tensor | None):
+        """``predictor(state, action_embedding)`` as the main loss predicts: the auxiliary losses see the
+        same rule (target(before) + g·P when predictions start from it)."""
+        if not self.starts_from_target:
+            return self.predictor
+        return lambda state, action: self._predict(state, action, base)
+
     def _aux_loss(self, encoded_before, target, action_embedding, actions, losses: _LossAccumulator,
                   target_before: torch.Tensor | None) -> torch.Tensor:
         total = target.new_zeros(())
-        # the auxiliary losses see the same prediction rule as the main one
-        predictor = (self.predictor if not self.starts_from_target
-                     else (lambda state, action: self._predict(state, action, target_before)))
+        predictor = self._prediction_rule(target_before)
         for k in self.settings.aux_loops:
             if k > len(encoded_before.loops):
                 raise WmkitError(f"loss.aux.loops names loop {k} but the encoder returned only "
@@ -299,12 +304,11 @@ class WorldModel(nn.Module):
                                final_state=encoded_before.z.float(), target=target,
                                action_embedding=action_embedding, actions=actions, predictor=predictor)
             if getattr(self.aux_loss, "needs_global_batch", False):  # e.g. NT-Xent's in-batch negatives
-                gathered_base = None if target_before is None else gather_batch(target_before)
                 inputs = AuxInputs(loop=k, loop_state=gather_batch(inputs.loop_state),
                                    final_state=gather_batch(inputs.final_state), target=gather_batch(target),
                                    action_embedding=gather_batch(action_embedding), actions=gather_batch(actions),
-                                   predictor=(self.predictor if not self.starts_from_target else
-                                              (lambda state, action: self._predict(state, action, gathered_base))))
+                                   predictor=self._prediction_rule(
+                                       None if target_before is None else gather_batch(target_before)))
             out = self.aux_loss(inputs)
             losses.log(f"aux_l{k}", out["loss"])
             for term, value in out.items():

@@ -43,11 +43,18 @@ def probe_validation(model, before: torch.Tensor, after: torch.Tensor, actions: 
       ``knn1_over_copy`` = knn_at_1 − copy_knn_at_1; ``beats_copy``: share of pairs where the
       prediction is closer to target(after) than target(before) is.
     """
+    from wmkit.components import ActionInputs
+
     parts: dict[str, list] = {"online": [], "target_before": [], "target": [], "pred": []}
     for start in range(0, before.shape[0], chunk):
-        emb = model.embed(before[start:start + chunk], after[start:start + chunk], actions[start:start + chunk])
-        for key, value in (("online", emb.online_before), ("target_before", emb.target_before),
-                           ("target", emb.target_after), ("pred", emb.pred)):
+        b, a, act = before[start:start + chunk], after[start:start + chunk], actions[start:start + chunk]
+        # the three encoder passes the probe needs (online(after) is not one of them)
+        online = model.encode(b)
+        target_before = model.encode(b, target=True).z
+        pred = model.predict_with(model.predictor_input(online), ActionInputs(vector=act.float(), before=b, after=a),
+                                  base=target_before)
+        for key, value in (("online", online.z), ("target_before", target_before),
+                           ("target", model.encode(a, target=True).z), ("pred", pred)):
             parts[key].append(value.float())
     online, target_before, target, pred = (torch.cat(parts[k]) for k in ("online", "target_before", "target", "pred"))
     cos = metrics.mean_cos(pred, target)

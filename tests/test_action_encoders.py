@@ -1,5 +1,6 @@
 """Action encoders as a component kind; predictions that start from target(before)."""
 
+import numpy as np
 import pytest
 import torch
 
@@ -7,7 +8,7 @@ from wmkit import kinds
 from wmkit.components import ActionEncoder, ActionInputs
 from wmkit.errors import RecipeError, WmkitError
 
-from test_model import ACTIONS, batch, build, tiny
+from test_model import ACTIONS, VOCAB, batch, build, tiny
 from test_train import toy_host  # noqa: F401  (fixture)
 
 
@@ -76,3 +77,102 @@ def test_an_action_encoder_the_domain_offers_no_inputs_for_is_refused(toy_host, 
                                           r"which domain 'toy' does not offer \(it offers vector\); choices: mlp"):
         train(recipe, out=tmp_path / "run", host=toy_host, live=False)
     assert not (tmp_path / "run").exists()
+
+
+def test_token_bag_counts_are_the_linear_baselines_features():
+    from wmkit.edits import token_bags
+    from wmkit_action_encoders.token_bag import removed_added_counts
+
+    pad = 0
+    before = torch.tensor([[5, 6, 6, 7, 0, 0], [9, 9, 9, 3, 2, 0]])
+    after = torch.tensor([[5, 6, 8, 7, 7, 0], [9, 3, 2, 0, 0, 0]])
+    # hand count, 10 buckets: row 0 removed one 6, added one 8 and one 7; row 1 removed two 9s
+    want = torch.zeros(2, 20)
+    want[0, 6], want[0, 10 + 8], want[0, 10 + 7], want[1, 9] = 1, 1, 1, 2
+    got = removed_added_counts(before, after, pad, 10)
+    torch.testing.assert_close(got, want)
+    torch.testing.assert_close(got, torch.from_numpy(token_bags(before.numpy(), after.numpy(), pad, 10, buckets=10)))
+    # hashed: token t counts in bucket t mod buckets
+    torch.testing.assert_close(removed_added_counts(before, after, pad, 4),
+                               torch.from_numpy(token_bags(before.numpy(), after.numpy(), pad, 10, buckets=4)))
+
+
+def test_token_bag_with_add_action_holds_the_linear_edit_model(wmkit_host):
+    from wmkit_action_encoders.token_bag import removed_added_counts
+
+    torch.manual_seed(0)
+    model = build(tiny(model__action__name="token_bag", model__action__with_vector=False,
+                       model__predictor__start="target_before", model__predictor__output="update",
+                       model__predictor__add_action=True), wmkit_host).eval()
+    encoder = model.action_encoder
+    before, after, actions = batch()
+    with torch.no_grad():
+        # count weights start at 0: an edit's counts do not move the first predictions
+        assert encoder.counts.weight.abs().sum() == 0
+        weights = torch.randn_like(encoder.counts.weight)
+        encoder.counts.weight.copy_(weights)
+        model.residual_gain.fill_(0.5)
+        emb = model.embed(before, after, actions)
+        blocks_only = model.predictor(emb.predictor_input, torch.zeros_like(emb.target_before))
+        counts = removed_added_counts(before, after, model.action_encoder.pad_id, encoder.buckets)
+    # pred = target(before) + g * (blocks' update + W · counts): the linear edit model plus the blocks
+    update = model.predictor(emb.predictor_input, counts @ weights.T) - counts @ weights.T
+    torch.testing.assert_close(emb.pred, emb.target_before + 0.5 * (update + counts @ weights.T))
+    assert not torch.allclose(update, blocks_only)
+    model.train()
+    model(before, after, actions)["loss"].backward()
+    assert encoder.counts.weight.grad.abs().sum() > 0
+
+
+def _warm_model(wmkit_host, **extra):
+    torch.manual_seed(0)
+    options = dict(model__action__name="token_bag", model__action__init="ridge", model__action__init_pairs=48,
+                   model__predictor__start="target_before", model__predictor__output="update",
+                   model__predictor__add_action=True, model__predictor__zero_init=True,
+                   loss__pred__form="delta_mse")
+    options.update(extra)
+    return build(tiny(**options), wmkit_host)
+
+
+class _Pairs:
+    def __init__(self, n=64, seed=1):
+        self.before, self.after, actions = batch(n=n, seed=seed)
+        self.actions = actions.numpy()
+        self.before, self.after = self.before.numpy(), self.after.numpy()
+
+
+def test_ridge_warm_start_makes_the_untrained_model_the_linear_edit_model(wmkit_host):
+    from wmkit.edits import token_bags
+    from wmkit.linear_edit import fit_linear_edit
+    from wmkit.warm_start import warm_start_action_encoder
+
+    model = _warm_model(wmkit_host)
+    data, train_rows = _Pairs(), np.arange(60)
+    fit = warm_start_action_encoder(model, data, train_rows, seed=0, device=torch.device("cpu"))
+    assert fit["pairs"] == 48 and fit["features"] == 2 * VOCAB and model.residual_gain.item() == 1.0
+    # the same fit, computed independently from the token bags and the initial target
+    rows = np.sort(np.random.default_rng(0).choice(train_rows, size=48, replace=False))
+    model.eval()
+    with torch.no_grad():
+        emb = model.embed(torch.from_numpy(data.before[rows]), torch.from_numpy(data.after[rows]),
+                          torch.from_numpy(data.actions[rows]))
+    x = token_bags(data.before[rows], data.after[rows], 0, VOCAB)
+    want = fit_linear_edit(x, emb.target_before.double().numpy(), emb.target_after.double().numpy())
+    assert want["alpha"] == fit["alpha"]
+    linear = emb.target_before.double().numpy() + x @ want["weights"] + want["bias"]
+    np.testing.assert_allclose(emb.pred.double().numpy(), linear, atol=1e-4)
+    # training moves it: the blocks' zero-initialised branches get gradients
+    model.train()
+    model(*(torch.from_numpy(a[:16]) for a in (data.before, data.after, data.actions)))["loss"].backward()
+    assert model.predictor.blocks[0].mlp[3].weight.grad.abs().sum() > 0
+
+
+def test_ridge_warm_start_without_a_pass_through_predictor_is_refused(wmkit_host):
+    from wmkit.warm_start import warm_start_action_encoder
+
+    model = _warm_model(wmkit_host, model__predictor__zero_init=False)
+    with pytest.raises(RecipeError, match="zero_init = true"):
+        warm_start_action_encoder(model, _Pairs(), np.arange(60), seed=0, device=torch.device("cpu"))
+    model = _warm_model(wmkit_host, model__predictor__start="none", loss__pred__form="projector_mse")
+    with pytest.raises(RecipeError, match='model.predictor.start = "target_before"'):
+        warm_start_action_encoder(model, _Pairs(), np.arange(60), seed=0, device=torch.device("cpu"))

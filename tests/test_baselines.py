@@ -6,6 +6,7 @@ from collections import Counter
 import numpy as np
 import pytest
 
+from wmkit import linear_edit
 from wmkit.audit import baselines
 from wmkit.edits import token_bags
 
@@ -67,14 +68,14 @@ def test_ridge_fit_recovers_a_linear_edit_and_matches_the_normal_equations():
     w = r.normal(size=(20, 6))
     tb = r.normal(size=(400, 6))
     ta = tb + x @ w + 0.5
-    fit = baselines.fit_linear_edit(x, tb, ta, alphas=(1e-6,))
+    fit = linear_edit.fit_linear_edit(x, tb, ta, alphas=(1e-6,))
     xc = x - x.mean(0)
     expected = np.linalg.solve(xc.T @ xc + 1e-6 * np.eye(20), xc.T @ ((ta - tb) - (ta - tb).mean(0)))
     assert np.allclose(fit["weights"], expected, atol=1e-6) and np.allclose(fit["weights"], w, atol=1e-5)
     assert np.allclose(fit["bias"], 0.5, atol=1e-5)
     # the penalty is chosen on an inner split of the training pairs only
-    fit = baselines.fit_linear_edit(x, tb, ta)
-    assert set(fit["inner_mse"]) == {str(a) for a in baselines.RIDGE_ALPHAS} and fit["alpha"] == 0.1
+    fit = linear_edit.fit_linear_edit(x, tb, ta)
+    assert set(fit["inner_mse"]) == {str(a) for a in linear_edit.RIDGE_ALPHAS} and fit["alpha"] == 0.1
 
 
 def test_linear_edit_baseline_evaluates_on_the_audited_pairs():

@@ -14,7 +14,7 @@ from wmkit.errors import DataError, RecipeError
 from wmkit.model import WorldModel, build_world_model
 from wmkit.recipe import CORE_SCHEMA, set_dotted
 from wmkit.schema import validate
-from wmkit_action_encoders.plugin import EDIT_TOKENS_OPTIONS, MLP_OPTIONS
+from wmkit_action_encoders.plugin import EDIT_TOKENS_OPTIONS, MLP_OPTIONS, TOKEN_BAG_OPTIONS
 from wmkit_aux_losses.plugin import NTXENT_OPTIONS
 from wmkit_encoders.plugin import LOOPED_TRANSFORMER_OPTIONS as ENCODER_OPTIONS
 from wmkit_predictors.plugin import LOOPED_TRANSFORMER_OPTIONS as PREDICTOR_OPTIONS
@@ -37,7 +37,7 @@ def recipe(**dotted) -> dict:
     schema = copy.deepcopy(CORE_SCHEMA)
     schema["model"]["encoder"].update(ENCODER_OPTIONS)
     schema["model"]["predictor"].update(PREDICTOR_OPTIONS)
-    schema["model"]["action"].update({**MLP_OPTIONS, **EDIT_TOKENS_OPTIONS})
+    schema["model"]["action"].update({**MLP_OPTIONS, **EDIT_TOKENS_OPTIONS, **TOKEN_BAG_OPTIONS})
     schema["regularizer"].update({**VICREG_OPTIONS, **SIGREG_OPTIONS})
     schema["loss"]["aux"].update(NTXENT_OPTIONS)
     raw: dict = {}

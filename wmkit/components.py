@@ -87,7 +87,18 @@ class ActionEncoder(nn.Module):
         super().__init__()
         self.dim = dim
 
+    #: training pairs to fit :meth:`linear_features` on before step 1 (:mod:`wmkit.warm_start`); 0: none
+    warm_start_pairs: int = 0
+
     def forward(self, inputs: ActionInputs) -> torch.Tensor:  # pragma: no cover - interface
+        raise NotImplementedError
+
+    def linear_features(self, inputs: ActionInputs) -> torch.Tensor:  # pragma: no cover - interface
+        """``[B, F]`` features the embedding is linear in, for a warm start (``warm_start_pairs`` > 0)."""
+        raise NotImplementedError
+
+    def set_linear(self, weights: torch.Tensor, bias: torch.Tensor) -> None:  # pragma: no cover - interface
+        """Make the embedding ``features @ weights + bias`` (``weights`` ``[F, D]``) for a warm start."""
         raise NotImplementedError
 
 

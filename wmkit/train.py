@@ -29,6 +29,7 @@ from wmkit.checkpoint import (ANOTHER_CHECKPOINT, fit_weights, load_trainer_stat
 from wmkit.errors import CheckpointError, RecipeError, RunError, WmkitError
 from wmkit.evaluation import criterion_value, probe_validation
 from wmkit.model import build_initial_world_model
+from wmkit.warm_start import warm_start_action_encoder
 from wmkit.rundir import RunLock, check_target, is_empty_dir, is_run, recover, stage, write_marker
 from wmkit.runtime import check_action_inputs, load_data, pick_device, resolve_source
 
@@ -326,6 +327,10 @@ def _train(recipe, run_dir: Path, *, resume: bool, force: bool, early_stop: int 
                 _forget_later_checkpoints(run_dir, start_step)
     elif resume and world.is_main:  # killed before its first checkpoint: start over, dropping what it logged
         _truncate_metrics(run_dir / "metrics.jsonl", 0)
+    warm_start = None
+    if resume_from is None and model.action_encoder.warm_start_pairs:
+        # before the config is written: a warm start that cannot work is refused with nothing written
+        warm_start = warm_start_action_encoder(model, data, train_idx.numpy(), seed=v["meta"]["seed"], device=device)
 
     components = {}
     for kind in kinds.KINDS:
@@ -351,7 +356,7 @@ def _train(recipe, run_dir: Path, *, resume: bool, force: bool, early_stop: int 
                 "label_names": domain.label_names,
                 "data": {"source": resolve_source(recipe, domain, data_source), **{k: data.meta.get(k) for k in
                          ("source_fingerprint", "cache_key", "counts", "truncation")}},
-                "parameters": dict(model.parameter_breakdown()),
+                "parameters": dict(model.parameter_breakdown()), "warm_start": warm_start,
                 "torch_version": torch.__version__, "python": sys.version.split()[0],
             })
         if staged is not None:

@@ -17,6 +17,20 @@ EDIT_TOKENS_OPTIONS = {
     "hidden": Field(int, 128, "hidden width of the action-vector MLP (with_vector)", minimum=1, maximum=1 << 16),
 }
 
+#: options of the ``token_bag`` action encoder, merged into ``[model.action]``
+TOKEN_BAG_OPTIONS = {
+    "buckets": Field(int, 2048, "count buckets per side (removed, added): token t counts in bucket t mod buckets; "
+                     "exact when the vocabulary fits", minimum=1, maximum=1 << 20),
+    "with_vector": EDIT_TOKENS_OPTIONS["with_vector"],
+    "hidden": EDIT_TOKENS_OPTIONS["hidden"],
+    "init": Field(str, "zero", "zero: count weights start at 0; ridge: before step 1 they are fit in closed form "
+                  "(ridge, training pairs only) to the initial target's change, so the untrained model is the "
+                  "linear edit baseline (needs a predictor that passes the action through: add_action, zero_init)",
+                  choices=("zero", "ridge")),
+    "init_pairs": Field(int, 8192, "training pairs the ridge warm start is fit on (init = ridge)",
+                        minimum=16, maximum=1 << 22),
+}
+
 
 @wmkit.hookimpl
 def wmkit_register_action_encoders(register):
@@ -27,3 +41,7 @@ def wmkit_register_action_encoders(register):
              options=EDIT_TOKENS_OPTIONS, inputs=("vector", "edit_tokens"),
              description="a small transformer over the tokens the edit removed and added (plus the action "
                          "vector's MLP): the action says what changed, not only what kind of edit")
+    register("token_bag", "wmkit_action_encoders.token_bag:TokenBagActionEncoder",
+             options=TOKEN_BAG_OPTIONS, inputs=("vector", "edit_tokens"),
+             description="a linear map of the counts of tokens the edit removed and added (plus the action "
+                         "vector's MLP): the audit's linear edit baseline as an action embedding")

@@ -19,7 +19,9 @@ class LoopedTransformerPredictor(Predictor):
     embedding. Block 1 is applied ``loops`` times, then block 2 ``loops`` times, and so on for
     ``blocks`` distinct :class:`~wmkit.layers.PreLNBlock`. The output is LayerNorm of token 0
     (``output = "norm"``), or with ``output = "update"`` token 0 minus the input state: the change
-    the blocks wrote, free to be as small or large as an edit is. With ``residual`` the prediction is
+    the blocks wrote, free to be as small or large as an edit is. ``add_action`` adds the action
+    embedding to that output (a direct path from the action); ``zero_init`` starts the blocks' residual
+    branches at 0, so the first update is exactly that action embedding. With ``residual`` the prediction is
     ``state + output`` (the residual-predictor variant).
     2 blocks of D=128 plus the output LayerNorm: 396,800 parameters.
     """
@@ -33,9 +35,15 @@ class LoopedTransformerPredictor(Predictor):
         self.loops = int(opts["loops"])
         self.residual = bool(opts["residual"])
         self.update_output = opts.get("output", "norm") == "update"
+        self.add_action = bool(opts.get("add_action", False))
         mlp_ratio, dropout = int(opts.get("mlp_ratio", 4)), float(opts.get("dropout", 0.1))
         self.blocks = nn.ModuleList(PreLNBlock(dim, heads, mlp_ratio, dropout) for _ in range(int(opts["blocks"])))
         self.norm = nn.LayerNorm(dim)
+        if opts.get("zero_init", False):
+            for block in self.blocks:
+                for layer in (block.attn.out_proj, block.mlp[3]):
+                    nn.init.zeros_(layer.weight)
+                    nn.init.zeros_(layer.bias)
 
     def forward(self, state: torch.Tensor, action: torch.Tensor) -> torch.Tensor:
         x = torch.stack([state, action.to(state.dtype)], dim=1)
@@ -43,4 +51,6 @@ class LoopedTransformerPredictor(Predictor):
             for _ in range(self.loops):
                 x = block(x)
         out = x[:, 0] - state if self.update_output else self.norm(x[:, 0])
+        if self.add_action:
+            out = out + action.to(out.dtype)
         return state + out if self.residual else out

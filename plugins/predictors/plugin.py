@@ -12,6 +12,11 @@ LOOPED_TRANSFORMER_OPTIONS = {
     "output": Field(str, "norm", "norm: LayerNorm of the state token (reference); update: what the blocks added "
                     "to the state token, not normalised, so its size can follow the size of an edit (for "
                     "predictions of a change: model.predictor.start = target_before)", choices=("norm", "update")),
+    "add_action": Field(bool, False, "add the action embedding to the output: a direct path from the action to "
+                        "the prediction beside the blocks' (with a linear action encoder such as token_bag, the "
+                        "model holds the linear edit baseline as a special case)"),
+    "zero_init": Field(bool, False, "the blocks' residual branches (attention output and second MLP layer) start "
+                       "at 0, so at step 0 the update is 0 and the prediction is what the action alone says"),
 }
 
 

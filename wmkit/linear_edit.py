@@ -15,6 +15,8 @@ RIDGE_ALPHAS = (0.1, 1.0, 10.0, 100.0, 1000.0)
 #: share of the training pairs held out to choose the penalty
 RIDGE_INNER_VAL = 0.2
 RIDGE_SEED = 0
+#: the audit fits its linear baseline on at least this many training pairs (all, when fewer)
+LINEAR_FIT_PAIRS = 8192
 
 
 def ridge(x: np.ndarray, y: np.ndarray, alpha: float) -> tuple[np.ndarray, np.ndarray]:

@@ -28,6 +28,7 @@ import numpy as np
 from wmkit import __version__, metrics
 from wmkit.audit import baselines, memorisation, verdict
 from wmkit.errors import CheckpointError, DataError
+from wmkit.linear_edit import LINEAR_FIT_PAIRS
 
 AUDIT_FORMAT = "wmkit-audit/1"
 FULL_VAL_SIZE = 5000
@@ -653,6 +654,15 @@ def audit_model(model, domain, prepared, *, full_val: bool = False, val_size: in
         shuffled = predict_with_actions(model, enc.predictor_input, prepared, val_rows[perm],
                                         base=enc.target_before if getattr(model, "starts_from_target", False) else None)
         shuffle_seconds = time.perf_counter() - t0
+        # the linear edit baseline is fit on at least LINEAR_FIT_PAIRS training pairs whatever the audited N,
+        # so a model that was warm-started on that many is not compared with a starved baseline
+        linear_fit = None
+        fit_rows = sample_rows(train_idx, max(len(train_rows), LINEAR_FIT_PAIRS))
+        if len(fit_rows) > len(train_rows):
+            fit = encode(model, prepared, fit_rows, loops=False, parts=frozenset({"target_before"}), progress=bar,
+                         label=f"linear edit fit ({len(fit_rows)})")
+            linear_fit = (fit_rows, fit.target_before, fit.target_after)
+            shuffle_seconds += fit.seconds
         initial_targets = None
         if initial_model is not None:
             t0 = time.perf_counter()
@@ -663,7 +673,7 @@ def audit_model(model, domain, prepared, *, full_val: bool = False, val_size: in
     val = summary_metrics(online_before=enc.online_before, target_before=enc.target_before,
                           target_after=enc.target_after, pred=enc.pred, clock=clock)
     result.update(val)
-    result.update(_baselines(enc, enc_train, prepared, domain, clock))
+    result.update(_baselines(enc, enc_train, prepared, domain, clock, linear_fit))
     if initial_targets is not None:
         result["target_drift"] = baselines.target_drift(enc.target_after, initial_targets)
     result["knn_curve"] = knn_curve(enc.pred, enc.target_after, shuffled, clock)
@@ -721,8 +731,11 @@ def audit_model(model, domain, prepared, *, full_val: bool = False, val_size: in
     return to_jsonable(result)
 
 
-def _baselines(enc: Encoded, enc_train: Encoded | None, prepared, domain, clock: _Clock) -> dict:
-    """Copy, online copy, the distractor gallery and the linear edit model, beside the model's numbers."""
+def _baselines(enc: Encoded, enc_train: Encoded | None, prepared, domain, clock: _Clock,
+               linear_fit: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None) -> dict:
+    """Copy, online copy, the distractor gallery and the linear edit model, beside the model's numbers.
+    ``linear_fit``: ``(rows, target_before, target_after)`` of the training pairs the linear model is
+    fit on, when they are more than the train sample ``enc_train``."""
     from wmkit.edits import token_bags
 
     out: dict[str, Any] = {}
@@ -739,9 +752,11 @@ def _baselines(enc: Encoded, enc_train: Encoded | None, prepared, domain, clock:
             return token_bags(np.asarray(prepared.before[rows]), np.asarray(prepared.after[rows]),
                               vocab.pad_id, vocab.size)
 
+        fit_rows, fit_before, fit_after = linear_fit or (enc_train.rows, enc_train.target_before,
+                                                         enc_train.target_after)
         linear = baselines.linear_edit_baseline(
-            train_features=bags(enc_train.rows), train_target_before=enc_train.target_before,
-            train_target_after=enc_train.target_after, features=bags(enc.rows), target_before=enc.target_before,
+            train_features=bags(fit_rows), train_target_before=fit_before,
+            train_target_after=fit_after, features=bags(enc.rows), target_before=enc.target_before,
             target_after=enc.target_after, pred=enc.pred, ks=KNN_KS)
         linear.pop("linear_prediction")
         out.update(linear)

@@ -119,6 +119,8 @@ class LoggerSet:
         #: (name, logger, required) in the recipe's order
         self.loggers = list(loggers)
         self._warn = warn or (lambda message: None)
+        #: warnings about loggers that could not be constructed, said by :meth:`start`
+        self.pending: list[str] = []
 
     def __enter__(self) -> "LoggerSet":
         return self
@@ -144,8 +146,14 @@ class LoggerSet:
                 except Exception:  # already failing: the warning above is the one said
                     pass
 
-    def hyperparameters(self, recipe: Mapping[str, Any]) -> None:
-        self._call("log_hyperparameters", flatten(recipe))
+    def start(self, recipe: Mapping[str, Any] | None = None) -> None:
+        """Say which loggers could not be opened (once the caller can record it), then log ``recipe``
+        (the resolved values) as hyper-parameters."""
+        pending, self.pending = self.pending, []
+        for message in pending:
+            self._warn(message)
+        if recipe is not None:
+            self._call("log_hyperparameters", flatten(recipe))
 
     def metrics(self, step: int, namespace: str, row: Mapping[str, Any]) -> None:
         self._call("log_metrics", step, namespaced(namespace, row))
@@ -178,12 +186,13 @@ def open_loggers(values: Mapping, host, *, run_dir: Path, start_step: int,
                  warn: Callable[[str], None]) -> LoggerSet:
     """The loggers a resolved recipe chooses (``train.loggers`` plus the always-on ones), constructed.
 
-    An optional logger that cannot be constructed (package missing, server unreachable) is warned about
-    once and left out; an always-on one that cannot be constructed raises.
+    An optional logger that cannot be constructed (package missing, server unreachable) is left out and
+    warned about once by :meth:`LoggerSet.start`; an always-on one that cannot be constructed raises.
     """
     kind = kinds.get("logger")
     run_name = f"{values['meta']['name']}_seed{values['meta']['seed']}"
     chosen: list[tuple[str, Logger, bool]] = []
+    failed: list[str] = []
     for name in kind.names(values):
         required = name in kind.always
         try:
@@ -192,16 +201,29 @@ def open_loggers(values: Mapping, host, *, run_dir: Path, start_step: int,
         except Exception as exc:
             if required:
                 raise
-            warn(f"logger {name!r} is off: {exc}")
+            failed.append(f"{exc}; training goes on without logger {name!r} (metrics.jsonl has every row)")
             continue
         chosen.append((name, logger, required))
-    return LoggerSet(chosen, warn)
+    loggers = LoggerSet(chosen, warn)
+    loggers.pending = failed
+    return loggers
+
+
+#: audit keys that are bookkeeping, not results
+_AUDIT_BOOKKEEPING = ("step", "sample_seed", "train_rows_available", "val_rows_available", "embedding_dim")
 
 
 def audit_headline(result: Mapping[str, Any]) -> dict[str, Any]:
-    """An audit result's headline under ``audit/``: its top-level numbers (the model's metrics and the
-    baselines beside them) and its verdict."""
-    out: dict[str, Any] = namespaced("audit", {k: v for k, v in result.items() if k != "step"})
+    """An audit result's headline under ``audit/``: its top-level numbers (the model's metrics), the
+    baselines' KNN beside them (``copy_knn_at_k`` -> ``audit/copy_knn_at_1``, ...), the share of pairs
+    that beat copy, and the verdict."""
+    flat = {k: v for k, v in result.items() if k not in _AUDIT_BOOKKEEPING}
+    for key, table in result.items():
+        if key.endswith("_knn_at_k") and isinstance(table, Mapping):
+            flat.update({f"{key[:-1]}{k}": v for k, v in table.items()})
+    if isinstance(result.get("beats_copy"), Mapping):
+        flat["beats_copy"] = result["beats_copy"].get("rate")
+    out: dict[str, Any] = namespaced("audit", flat)
     if result.get("verdict") is not None:
         out["audit/verdict"] = str(result["verdict"])
     return out
@@ -221,4 +243,5 @@ def log_audit(run_dir: Path, result: Mapping[str, Any], host, warn: Callable[[st
         return  # not a wmkit run directory: nothing to report to
     step = result.get("step") if isinstance(result.get("step"), int) else 0
     with open_loggers(values, host, run_dir=Path(run_dir), start_step=0, warn=warn) as loggers:
+        loggers.start()
         loggers.summary(step, audit_headline(result))

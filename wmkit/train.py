@@ -405,7 +405,7 @@ def _train(recipe, run_dir: Path, *, resume: bool, force: bool, early_stop: int 
                 warn=lambda message: warn(step, "logger", message)))
             from wmkit.recipe import experiment_values
 
-            loggers.hyperparameters(experiment_values(v))
+            loggers.start(experiment_values(v))  # hyper-parameters: what shapes the run
         for step in range(start_step + 1, stop_at + 1):
             # -- one optimisation step ------------------------------------------------------------
             lr = learning_rate(step - 1, lr=v["optim"]["lr"], warmup=v["optim"]["warmup_steps"],

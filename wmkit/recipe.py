@@ -595,32 +595,21 @@ def describe_recipe(path: Path) -> str:
 
 
 # ---------------------------------------------------------------------------------------------
-# TOML output (tomllib reads only)
+# TOML output (tomllib reads only; tomli-w writes)
 # ---------------------------------------------------------------------------------------------
 
 
-def _toml_value(value: Any) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, (int, float)):
-        return repr(value)
-    if isinstance(value, str):
-        return json.dumps(value, ensure_ascii=False)
+def dump_toml(tree: Mapping) -> str:
+    """``tree`` as TOML text that :mod:`tomllib` reads back equal (``wmkit recipe show``)."""
+    import tomli_w
+
+    return tomli_w.dumps(tree)
+
+
+def toml_value(value: Any) -> str:
+    """One value as an inline TOML literal (``--set key=VALUE`` texts): lists stay on one line."""
+    import tomli_w
+
     if isinstance(value, (list, tuple)):
-        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
-    raise TypeError(f"cannot write {type(value).__name__} to TOML")
-
-
-def dump_toml(tree: Mapping, prefix: str = "") -> str:
-    scalars = [(k, v) for k, v in tree.items() if not isinstance(v, Mapping)]
-    tables = [(k, v) for k, v in tree.items() if isinstance(v, Mapping)]
-    lines = []
-    if prefix and scalars:
-        lines.append(f"[{prefix}]")
-    lines += [f"{k} = {_toml_value(v)}" for k, v in scalars]
-    chunks = ["\n".join(lines)] if lines else []
-    for key, sub in tables:
-        text = dump_toml(sub, f"{prefix}.{key}" if prefix else key)
-        if text:
-            chunks.append(text)
-    return "\n\n".join(c for c in chunks if c) + ("\n" if not prefix else "")
+        return "[" + ", ".join(toml_value(v) for v in value) + "]"
+    return tomli_w.dumps({"v": value}).strip()[len("v = "):]

@@ -217,7 +217,7 @@ def model_info(recipe_name, overrides, domain):
 @click.argument("recipe_name", metavar="[RECIPE]", required=False)
 @recipe_options
 @click.option("--data", "data_source", default=None, metavar="SOURCE",
-              help="Data source: jsonl:PATH, parquet:PATH, hf:ID[/CONFIG], git:PATH[@REV] (overrides data.source).")
+              help="Data source: jsonl:PATH, parquet:PATH, hf:ID[/CONFIG][@REV], git:PATH[@REV] (overrides data.source).")
 @click.option("--out", type=click.Path(path_type=Path), default=None, help="Run directory (default under runs/).")
 @click.option("--resume", type=click.Path(path_type=Path), default=None, metavar="RUN_DIR",
               help="Continue RUN_DIR exactly from its latest checkpoint.")

@@ -44,7 +44,7 @@ CORE_SCHEMA: dict = {
                       maximum=2**32 - 1),
     },
     "data": {
-        "source": Field(str, "default", "jsonl:PATH, parquet:PATH, hf:ID[/CONFIG], git:PATH[@REV], or "
+        "source": Field(str, "default", "jsonl:PATH, parquet:PATH, hf:ID[/CONFIG][@REV], git:PATH[@REV], or "
                         "'default' for the domain's embedded default"),
         "max_len": Field(int, 512, "tokens per state (longer states are truncated)", minimum=4, maximum=1 << 20),
         "window": Field(str, "head", "which max_len tokens to keep: the first ones (reference) or a "

@@ -207,3 +207,20 @@ def test_loggers_change_neither_the_digest_nor_the_resume_check(toy_host, tmp_pa
     events = EventAccumulator(str(tmp_path / "run" / "tensorboard"))
     events.Reload()
     assert [e.step for e in events.Scalars("train/loss")] == [4, 5, 6]
+
+
+def test_run_whose_logger_is_gone_still_audits_with_one_note(toy_host, register_plugin, tmp_path, monkeypatch):
+    from wmkit.audit import run_audit
+    from wmkit.plugins import PluginHost
+    from wmkit.train import train
+
+    assert register_plugin(_Flaky(), "flaky").status == "ok"
+    result = train(toy_recipe(toy_host, 'train.loggers=["flaky"]'), out=tmp_path / "run", host=toy_host, live=False)
+    import wmkit_toy.plugin
+
+    without = PluginHost()  # the flaky plugin uninstalled
+    without.register_plugin(wmkit_toy.plugin, "toy", distribution="wmkit-toy", version="0.1.0")
+    audit = run_audit(result.run_dir, val_size=16, host=without, progress=False)
+    notes = [w for w in audit["warnings"] if w["kind"] == "logger"]
+    assert len(notes) == 1 and "'flaky'" in notes[0]["message"], notes
+    assert [r["event"] for r in jsonl_rows(result.run_dir) if r.get("event") == "audit"] == ["audit"]

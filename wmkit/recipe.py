@@ -580,7 +580,8 @@ def recipe_from_dict(values: Mapping, host=None) -> Recipe:
         from wmkit.plugins import get_host
 
         host = get_host()
-    values = copy.deepcopy(dict(values))
+    # loggers only watched the run: one that is no longer installed must not stop its model from loading
+    values = experiment_values(values)
     notes = migrate_deprecated(values)
     schema = build_schema(values, host)
     return Recipe(values=validate(schema, values), origin="config.json", overrides=[], env={}, notes=notes)

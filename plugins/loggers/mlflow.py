@@ -14,8 +14,9 @@ import time
 
 from wmkit.loggers import Logger
 
-#: MLflow's hyper-parameter batches hold at most this many params
+#: MLflow's hyper-parameter batches hold at most this many params, each value at most this long
 PARAM_BATCH = 100
+PARAM_LENGTH = 6000
 RUN_FILE = "mlflow.json"
 
 
@@ -59,7 +60,9 @@ class MlflowLogger(Logger):
     def log_hyperparameters(self, params):
         from mlflow.entities import Param
 
-        items = [Param(k, str(v)) for k, v in params.items()]
+        # a long list (data.holdout_repos) is cut rather than lose every param; config.json has it whole
+        items = [Param(k, str(v) if len(str(v)) <= PARAM_LENGTH else str(v)[:PARAM_LENGTH - 1] + "…")
+                 for k, v in params.items()]
         for start in range(0, len(items), PARAM_BATCH):
             self.client.log_batch(self.run_id, params=items[start:start + PARAM_BATCH])
 

@@ -158,8 +158,15 @@ def _errors(stderr: str) -> str:
 def test_two_process_run_matches_one_process_and_resumes_exactly_after_kill(tmp_path, env):
     data = write_commitpack_jsonl(tmp_path / "rows.jsonl", rows())
     _train([sys.executable], tmp_path / "single", env, "--early-stop", "40", data=data)
-    _train(TORCHRUN, tmp_path / "ddp", env, data=data)
+    _train(TORCHRUN, tmp_path / "ddp", env, "--logger", "tensorboard", data=data)
     single, ddp = step_rows(tmp_path / "single"), step_rows(tmp_path / "ddp")
+    # only rank 0 logs: one event file, each step once
+    assert len(list((tmp_path / "ddp" / "tensorboard").glob("events.out.tfevents.*"))) == 1
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    events = EventAccumulator(str(tmp_path / "ddp" / "tensorboard"))
+    events.Reload()
+    assert [e.step for e in events.Scalars("train/loss")] == list(range(1, 61))
     assert sorted(ddp) == list(range(1, 61))
     for step in range(1, 41):
         for term in ("loss", "pred", "reg", "reg_variance", "reg_covariance", "cov", "aux"):

@@ -20,7 +20,7 @@ hypothesis = pytest.importorskip("hypothesis")
 from hypothesis import HealthCheck, given, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
 
-from wmkit.recipe import ENV_VARS, _toml_value  # noqa: E402
+from wmkit.recipe import ENV_VARS, toml_value  # noqa: E402
 
 FIXTURES = Path(__file__).parent / "fixtures" / "wmkit_toy"
 FIXTURE_OK = settings(suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
@@ -56,7 +56,7 @@ def toml_literal(value) -> str:
         return "nan" if math.isnan(value) else ("inf" if value > 0 else "-inf")
     if isinstance(value, list):
         return "[" + ", ".join(toml_literal(v) for v in value) + "]"
-    return _toml_value(value)
+    return toml_value(value)
 
 
 def assert_one_line(result, *names):

@@ -363,3 +363,26 @@ def test_holdout_repos_are_split_off_whole(tmp_path):
     assert plain.meta["cache_key"] != data.meta["cache_key"] and len(plain.holdout_indices()) == 0
     with pytest.raises(DataError, match=r"data.holdout_repos: no/such not among the repositories of .* \(2: held/out, o/r\)"):
         run(tmp_path, source, min_changed_tokens=0, holdout_repos=("no/such",))
+
+
+def test_cache_key_holds_the_python_version(tmp_path, monkeypatch):
+    """Another interpreter (another grammar, so perhaps another AST vocabulary) prepares its own data."""
+    import sys
+    from collections import namedtuple
+
+    import wmkit.prepare as prepare_module
+    from wmkit.prepare import cache_key
+
+    settings = dict(max_len=8, window="head", max_chars=100, min_changed_tokens=0, val_percent=10, limit=0)
+    here = f"{sys.version_info.major}.{sys.version_info.minor}"
+    assert cache_key("d", "s", **settings) == cache_key("d", "s", python=here, **settings)
+    assert cache_key("d", "s", python="3.10", **settings) != cache_key("d", "s", python="3.13", **settings)
+
+    source = write(tmp_path / "r.jsonl", [row(i, words(4, i), words(9, 50 + i)) for i in range(40)])
+    now = run(tmp_path, source)
+    version = namedtuple("version_info", "major minor micro releaselevel serial")
+    fake_sys = type(sys)("sys")
+    fake_sys.version_info = version(sys.version_info.major, sys.version_info.minor + 1, 0, "final", 0)
+    monkeypatch.setattr(prepare_module, "sys", fake_sys)
+    later = run(tmp_path, source)
+    assert later.meta["cache_key"] != now.meta["cache_key"] and later.path != now.path

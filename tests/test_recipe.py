@@ -149,3 +149,20 @@ def test_deprecated_aux_type_is_accepted_and_overrides_like_its_new_name(tmp_pat
     both.write_text('[loss.aux]\ntype = "pred"\nname = "none"\n')
     with pytest.raises(RecipeError, match="loss.aux.type = 'pred' and loss.aux.name = 'none' disagree"):
         load_recipe(str(both), environ={})
+
+
+def test_recipe_show_toml_reads_back_equal_for_every_shipped_recipe():
+    """``to_toml`` (tomli-w) is what tomllib reads back, keys that need quoting and awkward strings included."""
+    for name in shipped_recipes():
+        recipe = load_recipe(name, environ={})
+        assert tomllib.loads(recipe.to_toml()) == recipe.values, name
+    tree = {"meta": {"description": 'quote " backslash \\ newline \n tab \t é'}, "a.b": {"key with space": [1, 2.5e-07]}}
+    assert tomllib.loads(dump_toml(tree)) == tree
+
+
+def test_toml_value_is_one_inline_literal():
+    from wmkit.recipe import parse_override, toml_value
+
+    for value in (3, 3e-4, True, "s p\"q", [1, 2], ["x", 0.5], []):
+        text = toml_value(value)
+        assert "\n" not in text and parse_override(f"k={text}") == ("k", value)

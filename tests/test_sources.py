@@ -100,7 +100,7 @@ def test_missing_path_and_unknown_scheme(tmp_path):
     assert all(s in str(err.value) for s in ("jsonl:", "parquet:", "hf:", "git:"))
 
 
-def test_hub_offline_fails_fast_with_one_line(monkeypatch):
+def test_hub_offline_fails_fast_with_one_line(monkeypatch, tmp_path):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     t0 = time.perf_counter()
     with pytest.raises(DataError) as err:
@@ -108,7 +108,26 @@ def test_hub_offline_fails_fast_with_one_line(monkeypatch):
     assert time.perf_counter() - t0 < 5
     message = str(err.value)
     assert "\n" not in message and "bigcode/commitpackft" in message and "--data jsonl:" in message
-    assert source_fingerprint("hf:bigcode/commitpackft/python") == "hf:bigcode/commitpackft/python"
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "no-hub-cache"))
+    assert source_fingerprint("hf:bigcode/commitpackft/python") == "hf:bigcode/commitpackft/python@unresolved:main"
+
+
+def test_hf_fingerprint_holds_the_revision_knowable_offline(monkeypatch, tmp_path):
+    """Offline: a commit asked for is used as it is; a branch or tag is the commit of the local snapshot's
+    ref; without one, the requested revision marked unresolved. Each gives another cache key."""
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hub"))
+    sha, tag_sha = "a" * 40, "0123456789abcdef0123456789abcdef01234567"
+    assert source_fingerprint(f"hf:bigcode/commitpackft/python@{sha}") == f"hf:bigcode/commitpackft/python@{sha}"
+    assert source_fingerprint("hf:org/data@v1.0") == "hf:org/data@unresolved:v1.0"
+    refs = tmp_path / "hub" / "datasets--org--data" / "refs"
+    refs.mkdir(parents=True)
+    (refs / "main").write_text(sha)
+    (refs / "v1.0").write_text(tag_sha + "\n")
+    assert source_fingerprint("hf:org/data") == f"hf:org/data@{sha}"
+    assert source_fingerprint("hf:org/data/cfg@v1.0") == f"hf:org/data/cfg@{tag_sha}"
+    (refs / "main").write_text("not a commit")
+    assert source_fingerprint("hf:org/data") == "hf:org/data@unresolved:main"
 
 
 def test_domain_rows_take_precedence():

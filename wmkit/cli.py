@@ -217,7 +217,7 @@ def model_info(recipe_name, overrides, domain):
 @click.argument("recipe_name", metavar="[RECIPE]", required=False)
 @recipe_options
 @click.option("--data", "data_source", default=None, metavar="SOURCE",
-              help="Data source: jsonl:PATH, parquet:PATH, hf:ID[/CONFIG], git:PATH[@REV] (overrides data.source).")
+              help="Data source: jsonl:PATH, parquet:PATH, hf:ID[/CONFIG][@REV], git:PATH[@REV] (overrides data.source).")
 @click.option("--out", type=click.Path(path_type=Path), default=None, help="Run directory (default under runs/).")
 @click.option("--resume", type=click.Path(path_type=Path), default=None, metavar="RUN_DIR",
               help="Continue RUN_DIR exactly from its latest checkpoint.")
@@ -227,14 +227,19 @@ def model_info(recipe_name, overrides, domain):
 @click.option("--early-stop", type=click.IntRange(min=1), default=None, metavar="N",
               help="Stop at step N, keeping the full recipe's learning-rate schedule.")
 @click.option("--live/--no-live", default=None, help="Rich live view (default: on a terminal).")
+@click.option("--logger", "loggers", multiple=True, metavar="NAME",
+              help="Experiment logger (repeatable; sets train.loggers), e.g. --logger tensorboard. "
+                   "metrics.jsonl is always written.")
 @reports_errors
-def train(recipe_name, overrides, domain, data_source, out, resume, force, checkpoint_name, early_stop, live):
+def train(recipe_name, overrides, domain, data_source, out, resume, force, checkpoint_name, early_stop, live, loggers):
     """Train a world model from RECIPE (default: the domain's default recipe)."""
     from wmkit.errors import RunError
     from wmkit.train import train as run_training
 
     if data_source is not None:
         overrides = (*overrides, f"data.source={json.dumps(data_source)}")
+    if loggers:
+        overrides = (*overrides, f"train.loggers={json.dumps(list(loggers))}")
     if checkpoint_name is not None and resume is None:
         raise RunError(f"--checkpoint {checkpoint_name}: only meaningful with --resume RUN_DIR")
     if resume is not None:

@@ -31,17 +31,25 @@ class Kind:
       are not part of the world model (domains).
     - ``shared``: model-wide ``[model]`` keys merged into this component's options (its own
       section wins).
+    - ``many``: the key holds a list of names (every listed component is used, e.g. loggers); the
+      ``default`` names are then always used, whatever the list says, and a failure of one of them
+      is the run's failure. Each chosen component's options join ``[<options_section>.<name>]``.
+    - ``observer``: components of this kind watch a run without changing what it computes; their
+      keys are left out of the recipe digest (run-directory names) and of the ``--resume`` check.
     """
 
     name: str
     hook: str
     section: str
     key: str
-    default: str
+    default: str | tuple[str, ...]
     base: str
     summary: str
     arguments: tuple[str, ...] | None = None
     shared: tuple[str, ...] = ()
+    many: bool = False
+    options_section: str = ""
+    observer: bool = False
 
     @property
     def path(self) -> str:
@@ -54,18 +62,39 @@ class Kind:
         return self.name.replace("_", " ")
 
     def chosen(self, values: Mapping) -> Any:
-        """The component name a (raw or resolved) recipe chooses; the default when absent."""
+        """The component name a (raw or resolved) recipe chooses; the default when absent (for a
+        ``many`` kind: the listed names, ``[]`` when absent)."""
         node: Any = values
         for part in self.path.split("."):
             if not isinstance(node, Mapping) or part not in node:
-                return self.default
+                return [] if self.many else self.default
             node = node[part]
         return node
 
-    def options(self, values: Mapping) -> dict:
-        """The resolved options a component of this kind is constructed with."""
+    def names(self, values: Mapping) -> list[str]:
+        """Every component name a recipe chooses: ``[chosen]``, or for a ``many`` kind the always-used
+        defaults followed by the listed names (each once, in order)."""
+        if not self.many:
+            return [self.chosen(values)]
+        listed = self.chosen(values)
+        listed = list(listed) if isinstance(listed, (list, tuple)) else []
+        return list(dict.fromkeys([*self.always, *listed]))
+
+    @property
+    def always(self) -> tuple[str, ...]:
+        """The components a ``many`` kind always uses (its defaults)."""
+        return tuple(self.default) if self.many else ()
+
+    def options_path(self, name: str) -> str:
+        """The recipe table holding the options of component ``name``."""
+        return f"{self.options_section}.{name}" if self.many else self.section
+
+    def options(self, values: Mapping, name: str | None = None) -> dict:
+        """The resolved options a component of this kind (``name``, for a ``many`` kind) is constructed with."""
         node: Any = values
-        for part in self.section.split("."):
+        for part in self.options_path(name or "").split("."):
+            if self.many and (not isinstance(node, Mapping) or part not in node):
+                return {}  # a component without options has no table
             node = node[part]
         model = values.get("model", {})
         return {**{k: model[k] for k in self.shared if k in model}, **node}
@@ -93,11 +122,14 @@ KINDS: tuple[Kind, ...] = (
     Kind("aux_loss", "wmkit_register_aux_losses", "loss.aux", "name", "none",
          "wmkit.components:AuxLoss", "auxiliary loss on early encoder loops (deep supervision)",
          arguments=("dim",)),
+    Kind("logger", "wmkit_register_loggers", "train", "loggers", ("jsonl",), "wmkit.loggers:Logger",
+         "experiment logger: step terms, probes, warnings, hyper-parameters, the audit's headline",
+         many=True, options_section="logger", observer=True),
 )
 
 BY_NAME: dict[str, Kind] = {kind.name: kind for kind in KINDS}
 
-#: the kinds built into the world model, in construction order
+#: the kinds built into the world model, in construction order (loggers and domains are not)
 MODEL_KINDS: tuple[Kind, ...] = tuple(kind for kind in KINDS if kind.arguments is not None)
 
 

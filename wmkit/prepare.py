@@ -382,11 +382,16 @@ def cache_root(cache_dir: str | Path | None = None) -> Path:
 
 def cache_key(domain_fingerprint: str, source_fp: str, *, max_len: int, window: str, max_chars: int,
               min_changed_tokens: int, val_percent: int, limit: int, plugin: str = "",
-              domain_version: str = "", keep_unchanged: bool = False, holdout_repos: tuple = ()) -> str:
+              domain_version: str = "", keep_unchanged: bool = False, holdout_repos: tuple = (),
+              python: str | None = None) -> str:
     """``plugin`` (``distribution==version``) and ``domain_version`` (:attr:`Domain.version`) make
-    a plugin upgrade or a changed ``transition()`` rebuild the data instead of reusing it."""
+    a plugin upgrade or a changed ``transition()`` rebuild the data instead of reusing it; ``python``
+    (``major.minor``, default the running interpreter's) does the same for another interpreter, whose
+    grammar (and so the code domain's AST vocabulary) may differ. ``source_fp`` carries the resolved
+    revision of an ``hf:`` source (:func:`wmkit.sources.hub_revision`)."""
+    python = python or f"{sys.version_info.major}.{sys.version_info.minor}"
     payload = json.dumps([FORMAT_VERSION, domain_fingerprint, source_fp, max_len, window, max_chars,
-                          min_changed_tokens, val_percent, limit, plugin, domain_version]
+                          min_changed_tokens, val_percent, limit, plugin, domain_version, f"python{python}"]
                          + ([True] if keep_unchanged else []) + ([sorted(holdout_repos)] if holdout_repos else []))
     return hashlib.sha256(payload.encode()).hexdigest()
 

@@ -44,7 +44,7 @@ CORE_SCHEMA: dict = {
                       maximum=2**32 - 1),
     },
     "data": {
-        "source": Field(str, "default", "jsonl:PATH, parquet:PATH, hf:ID[/CONFIG], git:PATH[@REV], or "
+        "source": Field(str, "default", "jsonl:PATH, parquet:PATH, hf:ID[/CONFIG][@REV], git:PATH[@REV], or "
                         "'default' for the domain's embedded default"),
         "max_len": Field(int, 512, "tokens per state (longer states are truncated)", minimum=4, maximum=1 << 20),
         "window": Field(str, "head", "which max_len tokens to keep: the first ones (reference) or a "
@@ -142,7 +142,12 @@ def _add_component_keys(schema: dict) -> None:
         node = schema
         for part in parents:
             node = node.setdefault(part, {})
-        field = Field(str, kind.default, f"{kind.label} plugin (`wmkit plugins`): {kind.summary}")
+        if kind.many:
+            always = f"; always on: {', '.join(kind.always)}" if kind.always else ""
+            field = Field(list, [], f"{kind.label} plugins (`wmkit plugins`): {kind.summary}{always}; options in "
+                          f"[{kind.options_section}.NAME]", item=str)
+        else:
+            field = Field(str, kind.default, f"{kind.label} plugin (`wmkit plugins`): {kind.summary}")
         node[last] = {kind.key: field, **node.get(last, {})}  # the chosen name comes first
 
 
@@ -239,9 +244,27 @@ class Recipe:
         return dump_toml(self.values)
 
     def digest(self, length: int = 8) -> str:
-        """A short hash of the resolved values (run-directory names, resume checks)."""
-        blob = json.dumps(self.values, sort_keys=True).encode()
+        """A short hash of the resolved values that shape the run (run-directory names): observers
+        such as loggers are left out (:func:`experiment_values`)."""
+        blob = json.dumps(experiment_values(self.values), sort_keys=True).encode()
         return hashlib.sha256(blob).hexdigest()[:length]
+
+
+def experiment_values(values: Mapping) -> dict:
+    """``values`` without the keys of observer kinds (loggers: ``train.loggers`` and ``[logger.*]``):
+    what a run's digest and ``--resume`` compare, so that adding a logger neither renames nor
+    refuses a run."""
+    out = copy.deepcopy(dict(values))
+    for kind in kinds.KINDS:
+        if not kind.observer:
+            continue
+        *parents, leaf = kind.path.split(".")
+        node = get_dotted(out, ".".join(parents))
+        if isinstance(node, dict):
+            node.pop(leaf, None)
+        if kind.many:
+            out.pop(kind.options_section, None)
+    return out
 
 
 def shipped_recipes() -> dict[str, Path]:
@@ -395,22 +418,33 @@ def build_schema(raw: Mapping, host) -> dict:
     """The core schema plus the option schemas of the components ``raw`` names."""
     schema = copy.deepcopy(CORE_SCHEMA)
     for kind in kinds.KINDS:
-        section = schema
-        for part in kind.section.split("."):
-            section = section[part]
         chosen = kind.chosen(raw)
-        if not isinstance(chosen, str):
-            continue  # validation reports the type error
-        try:
-            component = host.get(kind.name, chosen)  # the error lists the available names
-        except PluginError as exc:
-            raise RecipeError(f"{kind.path}: {exc}") from None
-        for key, field in component.options.items():
-            if key in section and isinstance(section[key], Field) and key != kind.key:
-                section[key] = field  # a plugin may refine a core field's default or help
-            elif key not in section:
-                section[key] = field
+        if kind.many:
+            if not isinstance(chosen, (list, tuple)) or not all(isinstance(n, str) for n in chosen):
+                continue  # validation reports the type error
+            for name in kind.names(raw):
+                _add_options(schema, kind, name, host)
+        elif isinstance(chosen, str):  # otherwise validation reports the type error
+            _add_options(schema, kind, chosen, host)
     return schema
+
+
+def _add_options(schema: dict, kind, name: str, host) -> None:
+    """Merge the option schema of component ``name`` of ``kind`` into its table of ``schema``."""
+    try:
+        component = host.get(kind.name, name)  # the error lists the available names
+    except PluginError as exc:
+        raise RecipeError(f"{kind.path}: {exc}") from None
+    if kind.many and not component.options:
+        return  # no table for a component without options
+    section = schema
+    for part in kind.options_path(name).split("."):
+        section = section.setdefault(part, {})
+    for key, field in component.options.items():
+        if key in section and isinstance(section[key], Field) and key != kind.key:
+            section[key] = field  # a plugin may refine a core field's default or help
+        elif key not in section:
+            section[key] = field
 
 
 def load_recipe(source: str | Path | None, *, overrides: list[str] = (), domain: str | None = None,
@@ -546,7 +580,8 @@ def recipe_from_dict(values: Mapping, host=None) -> Recipe:
         from wmkit.plugins import get_host
 
         host = get_host()
-    values = copy.deepcopy(dict(values))
+    # loggers only watched the run: one that is no longer installed must not stop its model from loading
+    values = experiment_values(values)
     notes = migrate_deprecated(values)
     schema = build_schema(values, host)
     return Recipe(values=validate(schema, values), origin="config.json", overrides=[], env={}, notes=notes)
@@ -561,32 +596,21 @@ def describe_recipe(path: Path) -> str:
 
 
 # ---------------------------------------------------------------------------------------------
-# TOML output (tomllib reads only)
+# TOML output (tomllib reads only; tomli-w writes)
 # ---------------------------------------------------------------------------------------------
 
 
-def _toml_value(value: Any) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, (int, float)):
-        return repr(value)
-    if isinstance(value, str):
-        return json.dumps(value, ensure_ascii=False)
+def dump_toml(tree: Mapping) -> str:
+    """``tree`` as TOML text that :mod:`tomllib` reads back equal (``wmkit recipe show``)."""
+    import tomli_w
+
+    return tomli_w.dumps(tree)
+
+
+def toml_value(value: Any) -> str:
+    """One value as an inline TOML literal (``--set key=VALUE`` texts): lists stay on one line."""
+    import tomli_w
+
     if isinstance(value, (list, tuple)):
-        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
-    raise TypeError(f"cannot write {type(value).__name__} to TOML")
-
-
-def dump_toml(tree: Mapping, prefix: str = "") -> str:
-    scalars = [(k, v) for k, v in tree.items() if not isinstance(v, Mapping)]
-    tables = [(k, v) for k, v in tree.items() if isinstance(v, Mapping)]
-    lines = []
-    if prefix and scalars:
-        lines.append(f"[{prefix}]")
-    lines += [f"{k} = {_toml_value(v)}" for k, v in scalars]
-    chunks = ["\n".join(lines)] if lines else []
-    for key, sub in tables:
-        text = dump_toml(sub, f"{prefix}.{key}" if prefix else key)
-        if text:
-            chunks.append(text)
-    return "\n\n".join(c for c in chunks if c) + ("\n" if not prefix else "")
+        return "[" + ", ".join(toml_value(v) for v in value) + "]"
+    return tomli_w.dumps({"v": value}).strip()[len("v = "):]

@@ -8,8 +8,8 @@ lang, license, repos`` and optionally ``split`` (any extra columns pass through)
   ``*.jsonl*`` / ``*.json`` / ``*.parquet`` files. Read with the ``datasets`` JSON / Parquet
   builders in streaming mode (no Arrow cache is written), one file at a time so that a corrupt
   file can be named.
-- ``hf:DATASET[/CONFIG]``, e.g. ``hf:bigcode/commitpackft/python`` -> ``load_dataset(
-  "bigcode/commitpackft", "python", split="train", streaming=True)``.
+- ``hf:DATASET[/CONFIG][@REV]``, e.g. ``hf:bigcode/commitpackft/python`` -> ``load_dataset(
+  "bigcode/commitpackft", "python", split="train", streaming=True, revision=REV)``.
 - ``git:PATH[@REV]``: the history of a local repository, mined into one row per (non-merge commit,
   changed file): statuses M, R (rename, with edits) and A (old side blank) of regular files that
   the domain accepts. Rows come sorted by (file, commit time), so successive edits of one file are
@@ -72,7 +72,8 @@ def source_fingerprint(source: str, *, domain=None) -> str:
     """A cheap, stable fingerprint of what ``source`` currently contains.
 
     Files: resolved path, size and mtime_ns of each file; git: repository path and the commit sha
-    REV resolves to; hf: the dataset id. The domain's own fingerprint wins when it has one.
+    REV resolves to; hf: the dataset id, config and the revision it resolves to (see
+    :func:`hub_revision`). The domain's own fingerprint wins when it has one.
     """
     if domain is not None:
         own = domain.source_fingerprint(source)
@@ -88,7 +89,8 @@ def source_fingerprint(source: str, *, domain=None) -> str:
         digest = hashlib.sha256(json.dumps(parts).encode()).hexdigest()[:24]
         return f"{kind}:{digest}"
     if kind == "hf":
-        return f"hf:{target}"
+        name, config, revision = _hub_id(target)
+        return f"hf:{name}{'/' + config if config else ''}@{hub_revision(name, revision)}"
     repo, rev = _git_target(target)
     top, sha = _resolve_git(repo, rev)
     return f"git:{top}@{sha}"
@@ -268,11 +270,52 @@ def _checked(rows: Iterator[Mapping[str, Any]], source: str) -> Iterator[dict]:
 
 
 # -- Hugging Face Hub --------------------------------------------------------------------------
-def _hub_id(target: str) -> tuple[str, str | None]:
+def _hub_id(target: str) -> tuple[str, str | None, str | None]:
+    """``DATASET[/CONFIG][@REV]`` -> (dataset id, config or None, revision or None)."""
+    target, _, revision = target.partition("@")
     parts = [p for p in target.split("/") if p]
-    if len(parts) <= 2:
-        return "/".join(parts), None
-    return "/".join(parts[:2]), "/".join(parts[2:])
+    config = "/".join(parts[2:]) or None
+    return "/".join(parts[:2]), config, revision.strip() or None
+
+
+_COMMIT = re.compile(r"^[0-9a-f]{40}$")
+
+
+def _hub_cache() -> Path:
+    """The Hugging Face hub cache folder (``HF_HUB_CACHE``, else ``HF_HOME/hub``, else the default)."""
+    if os.environ.get("HF_HUB_CACHE"):
+        return Path(os.environ["HF_HUB_CACHE"]).expanduser()
+    if os.environ.get("HF_HOME"):
+        return Path(os.environ["HF_HOME"]).expanduser() / "hub"
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "huggingface" / "hub"
+
+
+def hub_revision(name: str, revision: str | None) -> str:
+    """The commit a Hub data set's ``revision`` (default ``main``) stands for, as far as it can be known.
+
+    A 40-hex revision is a commit already. Online, the Hub says which commit the revision is now.
+    Offline (or when the Hub cannot answer), the local snapshot's ref file (``refs/<revision>`` in the
+    hub cache) names the commit last downloaded; failing that, the requested revision itself, marked
+    ``unresolved:`` (a later resolved run then prepares its data anew rather than reuse it).
+    """
+    wanted = revision or "main"
+    if _COMMIT.match(wanted):
+        return wanted
+    if not _offline_flag() and _hub_reachable(timeout=2.0):
+        try:
+            from huggingface_hub import HfApi
+
+            sha = HfApi().dataset_info(name, revision=wanted, timeout=10).sha
+            if sha:
+                return str(sha)
+        except Exception:  # unreachable, unknown, gated: the offline answer below is the one we have
+            pass
+    ref = _hub_cache() / f"datasets--{name.replace('/', '--')}" / "refs" / wanted
+    try:
+        sha = ref.read_text(encoding="utf-8").strip()
+    except OSError:
+        sha = ""
+    return sha if _COMMIT.match(sha) else f"unresolved:{wanted}"
 
 
 def _offline_flag() -> bool:
@@ -297,14 +340,14 @@ def _hub_reachable(timeout: float = 3.0) -> bool:
 
 
 def _read_hub(target: str) -> Iterator[dict]:
-    name, config = _hub_id(target)
+    name, config, revision = _hub_id(target)
     unreachable = (f"hf:{target}: the Hugging Face Hub is unreachable (offline or no network), so dataset "
                    f"{name!r} cannot be streamed; {_LOCAL_HINT}")
     if _offline_flag() or not _hub_reachable():
         raise DataError(unreachable)
     datasets = _datasets()
     try:
-        stream = datasets.load_dataset(name, config, split="train", streaming=True)
+        stream = datasets.load_dataset(name, config, split="train", streaming=True, revision=revision)
     except Exception as exc:
         if _is_connection_error(exc):
             raise DataError(unreachable) from exc
@@ -479,7 +522,7 @@ def _git_rows(top: str, changes: list[dict], domain) -> Iterator[dict]:
 
 def describe_sources() -> str:
     """One line per scheme, for help texts."""
-    return ("jsonl:PATH[,PATH...] | parquet:PATH | hf:DATASET[/CONFIG] | git:PATH[@REV] | "
+    return ("jsonl:PATH[,PATH...] | parquet:PATH | hf:DATASET[/CONFIG][@REV] | git:PATH[@REV] | "
             "a path ending in .jsonl, .jsonl.gz, .jsonl.zst, .json or .parquet")
 
 

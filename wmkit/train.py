@@ -23,11 +23,12 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from wmkit import __version__, distributed, jsonsafe, kinds
+from wmkit import __version__, distributed, kinds
 from wmkit.checkpoint import (ANOTHER_CHECKPOINT, fit_weights, load_trainer_state, load_weights, read_index, resolve_checkpoint,
                               save_checkpoint, update_index, write_json_atomic)
 from wmkit.errors import CheckpointError, RecipeError, RunError, WmkitError
 from wmkit.evaluation import criterion_value, probe_validation
+from wmkit.loggers import LoggerSet, open_loggers
 from wmkit.model import build_initial_world_model
 from wmkit.warm_start import warm_start_action_encoder
 from wmkit.rundir import RunLock, check_target, is_empty_dir, is_run, recover, stage, write_marker
@@ -189,8 +190,10 @@ def prepare_run_dir(recipe, out: Path | None, *, resume: bool, force: bool,
     if checkpoint is not None and not resume:
         raise RunError(f"--checkpoint {checkpoint}: only meaningful with --resume RUN_DIR")
     if resume:
+        from wmkit.recipe import experiment_values
+
         previous = _run_config(run_dir)["recipe"]
-        diff = recipe_differences(previous, recipe.values)
+        diff = recipe_differences(experiment_values(previous), experiment_values(recipe.values))  # loggers may change
         if diff:
             from wmkit.recipe import ENV_VARS
 
@@ -334,8 +337,9 @@ def _train(recipe, run_dir: Path, *, resume: bool, force: bool, early_stop: int 
 
     components = {}
     for kind in kinds.KINDS:
-        chosen = host.get(kind.name, kind.chosen(v))
-        components[kind.name] = {"name": chosen.name, "plugin": chosen.plugin, "version": chosen.version}
+        chosen = [host.get(kind.name, name) for name in kind.names(v)]
+        record = [{"name": c.name, "plugin": c.plugin, "version": c.version} for c in chosen]
+        components[kind.name] = record if kind.many else record[0]
     domain_facts = {"domain": domain.name, "vocab_version": domain.vocab.version, "vocab_size": domain.vocab.size,
                     "pad_id": domain.vocab.pad_id, "action_dim": domain.action_dim}
     if world.is_main:  # only rank 0 writes the run directory, its log and its checkpoints
@@ -363,18 +367,12 @@ def _train(recipe, run_dir: Path, *, resume: bool, force: bool, early_stop: int 
             staged.commit()
     distributed.barrier()  # the other ranks go on once the run directory exists
 
-    metrics_file = open(run_dir / "metrics.jsonl", "a", encoding="utf-8") if world.is_main else None
     warnings: list[dict] = []
-
-    def log(row: dict) -> None:
-        if metrics_file is not None:
-            metrics_file.write(jsonsafe.dumps(row) + "\n")  # a NaN loss is written as null
-            metrics_file.flush()
+    loggers = LoggerSet()  # rank 0 opens the recipe's loggers (metrics.jsonl first) once the view is up
 
     def warn(step: int, kind: str, message: str) -> None:
-        row = {"event": "warning", "step": step, "kind": kind, "message": message}
-        warnings.append(row)
-        log(row)
+        warnings.append({"event": "warning", "step": step, "kind": kind, "message": message})
+        loggers.warning(step, kind, message)
         view.warn(f"step {step}: {kind}: {message}")
 
     def diverged(step: int, what: str) -> TrainingDiverged:
@@ -405,7 +403,14 @@ def _train(recipe, run_dir: Path, *, resume: bool, force: bool, early_stop: int 
     last_eval: dict = {}
     step = start_step
     stopped_by_patience = False
-    with view, (metrics_file or contextlib.nullcontext()):
+    with view, contextlib.ExitStack() as closing:
+        if world.is_main:  # only rank 0 logs
+            loggers = closing.enter_context(open_loggers(
+                v, host, run_dir=run_dir, start_step=start_step,
+                warn=lambda message: warn(step, "logger", message)))
+            from wmkit.recipe import experiment_values
+
+            loggers.start(experiment_values(v))  # hyper-parameters: what shapes the run
         for step in range(start_step + 1, stop_at + 1):
             # -- one optimisation step ------------------------------------------------------------
             lr = learning_rate(step - 1, lr=v["optim"]["lr"], warmup=v["optim"]["warmup_steps"],
@@ -434,7 +439,7 @@ def _train(recipe, run_dir: Path, *, resume: bool, force: bool, early_stop: int 
 
             row = {"step": step, "loss": logged["loss"].item(), **{k: float(t) for k, t in logged.items() if k != "loss"},
                    "lr": lr, "grad_norm": float(grad_norm)}
-            log(row)
+            loggers.metrics(step, "train", row)
             view.update(step, row)
 
             # -- the reference's warnings (§5) -----------------------------------------------------
@@ -459,7 +464,7 @@ def _train(recipe, run_dir: Path, *, resume: bool, force: bool, early_stop: int 
             if due_eval and world.is_main:
                 model.eval()
                 last_eval = probe_validation(model, *probe, chunk=v["eval"]["batch_size"])
-                log({"event": "eval", "step": step, **last_eval})
+                loggers.metrics(step, "val", last_eval)
                 view.show_eval(step, last_eval)
                 value = criterion_value(last_eval, select)
                 if value > best_metric:
@@ -473,7 +478,7 @@ def _train(recipe, run_dir: Path, *, resume: bool, force: bool, early_stop: int 
                 stopped_by_patience = True
                 view.warn(f"step {step}: {select} has not improved for {stale} probes (train.patience = "
                           f"{patience}); stopping at the best checkpoint {read_index(run_dir).get('best')}")
-                log({"event": "early_stop", "step": step, "criterion": select, "probes_without_best": stale})
+                loggers.event(step, "early_stop", {"criterion": select, "probes_without_best": stale})
                 break
     distributed.barrier()  # every rank returns after rank 0 has written its last checkpoint
     if world.distributed:

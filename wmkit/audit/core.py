@@ -27,7 +27,7 @@ import numpy as np
 
 from wmkit import __version__, metrics
 from wmkit.audit import baselines, memorisation, verdict
-from wmkit.errors import CheckpointError, DataError
+from wmkit.errors import CheckpointError, DataError, WmkitError
 from wmkit.linear_edit import LINEAR_FIT_PAIRS
 
 AUDIT_FORMAT = "wmkit-audit/1"
@@ -589,12 +589,28 @@ def run_audit(checkpoint_path: str | Path, *, full_val: bool = False, val_size: 
                          run_dir=lc.run_dir, header=header, notes=notes, progress=progress, console=console,
                          started=t_start, initial_model=_initial_model(lc, host), split=split)
     if save and lc.run_dir is not None:
+        _report_to_loggers(lc.run_dir, result, host)
         try:
             result["saved_to"] = str(save_result(result, audit_path(lc.run_dir)))
         except OSError as exc:
             result["warnings"].append({"kind": "save", "severity": "info",
                                        "message": f"could not save {audit_path(lc.run_dir)}: {exc}"})
     return result
+
+
+def _report_to_loggers(run_dir: Path, result: dict, host) -> None:
+    """The audit's headline to the run's experiment loggers (metrics.jsonl, TensorBoard, MLflow, ...);
+    a logger that fails becomes one warning of the audit, never its failure."""
+    from wmkit.loggers import log_audit
+    from wmkit.plugins import get_host
+
+    def note(message: str) -> None:
+        result["warnings"].append({"kind": "logger", "severity": "info", "message": message})
+
+    try:
+        log_audit(run_dir, result, host or get_host(), warn=note)
+    except (OSError, WmkitError) as exc:
+        note(f"could not log the audit to the run's loggers: {exc}")
 
 
 def audit_model(model, domain, prepared, *, full_val: bool = False, val_size: int | None = None,

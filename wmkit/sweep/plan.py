@@ -203,9 +203,9 @@ def _dotted_keys(tree: dict, prefix: str = "") -> list[str]:
 
 
 def _set_text(key: str, value: Any) -> str:
-    from wmkit.recipe import _toml_value
+    from wmkit.recipe import toml_value
 
-    return f"{key}={_toml_value(value)}"
+    return f"{key}={toml_value(value)}"
 
 
 def _label(value: Any) -> str:

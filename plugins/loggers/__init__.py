@@ -1,0 +1,1 @@
+"""Built-in experiment loggers: jsonl (metrics.jsonl, always on), tensorboard, mlflow."""

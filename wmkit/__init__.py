@@ -2,11 +2,11 @@
 
 Import-light on purpose: ``import wmkit`` pulls in neither torch nor datasets. The Python API
 (docs/python.md) loads on first use through the module ``__getattr__`` below:
-``wmkit.load_recipe``, ``wmkit.train``, ``wmkit.audit``, ``wmkit.sweep``, ``wmkit.load``
-(implemented in :mod:`wmkit.api`).
+``wmkit.load_recipe``, ``wmkit.train``, ``wmkit.audit``, ``wmkit.sweep``, ``wmkit.export``,
+``wmkit.load`` (implemented in :mod:`wmkit.api`).
 
-``wmkit.train``, ``wmkit.audit`` and ``wmkit.sweep`` are also the names of wmkit's modules, and
-importing a submodule sets it as an attribute of the package. So those three modules are made
+``wmkit.train``, ``wmkit.audit``, ``wmkit.sweep`` and ``wmkit.export`` are also the names of wmkit's
+modules, and importing a submodule sets it as an attribute of the package. So those modules are made
 callable (:func:`_callable_module`): ``wmkit.train(recipe)`` calls :func:`wmkit.api.train`, and
 ``wmkit.train.train`` stays the low-level training loop, whichever was imported first.
 """
@@ -26,7 +26,7 @@ hookimpl = pluggy.HookimplMarker("wmkit")
 _FACADE = {"load_recipe": "wmkit.api", "load": "wmkit.api", "LoadedModel": "wmkit.api",
            "RunResult": "wmkit.train"}
 #: facade names that are modules too (callable, see the module docstring)
-_CALLABLE_MODULES = ("train", "audit", "sweep")
+_CALLABLE_MODULES = ("train", "audit", "sweep", "export")
 
 
 class _CallableModule(types.ModuleType):
@@ -56,4 +56,4 @@ def __dir__():
     return sorted(set(globals()) | set(_FACADE) | set(_CALLABLE_MODULES))
 
 
-__all__ = ["__version__", "hookimpl", "load_recipe", "train", "audit", "sweep", "load"]
+__all__ = ["__version__", "hookimpl", "load_recipe", "train", "audit", "sweep", "export", "load"]

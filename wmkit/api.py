@@ -158,6 +158,16 @@ def audit(run, *, full_val: bool = False, val_size: int | None = None, geometry:
                      data=data, progress=progress, save=save, host=host or _host(), split=split)
 
 
+def export(run, out: str | Path, *, force: bool = False, no_audit: bool = False, push: str | None = None,
+           host=None) -> Path:
+    """Export a run (its best checkpoint) or a checkpoint to the inference folder ``out``, as ``wmkit
+    export`` does (model.safetensors, config.json, README.md model card); returns ``out``."""
+    from wmkit.export import export as write_export
+
+    return write_export(getattr(run, "run_dir", run), out, force=force, no_audit=no_audit, push=push,
+                        host=host or _host())
+
+
 @dataclass
 class SweepResult:
     """A finished sweep: its directory, final state (``sweep.json``), report and report files."""

@@ -442,3 +442,9 @@ def _audit_section(audit: dict) -> list[str]:
     lines.append("")
     return lines
 
+
+
+# ``wmkit.export(run, out)`` is the Python API's export (wmkit.api)
+from wmkit import _callable_module  # noqa: E402
+
+_callable_module(__name__, "export")

@@ -358,7 +358,9 @@ def model_card(config: dict, audit: dict | None) -> str:
     if params:
         lines += ["| part | parameters |", "|---|---:|"]
         lines += [f"| {_cell(part)} | {_num(count)} |" for part, count in params.items()]
-        lines.append("")
+        lines += ["", "(`inference export` in this table is the training model's count of a deployment without the "
+                  "EMA target; this folder keeps the target too, so that edit embeddings and audits can be computed.)",
+                  ""]
     components = config.get("components") or {}
     if components:
         lines.append("Components: " + ", ".join(f"{kind} `{c.get('name')}` ({c.get('plugin')} {c.get('version') or ''})".rstrip()
@@ -389,6 +391,10 @@ def model_card(config: dict, audit: dict | None) -> str:
               ("- `audit.json`: the full audit this card is written from" if audit is not None else
                "- no `audit.json`: the model was never audited"), ""]
     return "\n".join(lines)
+
+
+def _severity(warning: dict) -> str:
+    return "**warning**" if warning.get("severity", "warning") == "warning" else "note:"
 
 
 def _audit_section(audit: dict) -> list[str]:
@@ -433,12 +439,12 @@ def _audit_section(audit: dict) -> list[str]:
                      f"duplicate a training pair ({_num(nd.get('exact_duplicates'))} token-identical)")
     warnings = audit.get("warnings") or []
     memo = [w for w in warnings if w.get("kind") in MEMORISATION_KINDS]
-    lines += [f"- **warning** [{w.get('kind')}] {w.get('message')}" for w in memo]
+    lines += [f"- {_severity(w)} [{w.get('kind')}] {w.get('message')}" for w in memo]
     if not memo:
         lines.append("- no memorisation warning")
     others = [w for w in warnings if w.get("kind") not in MEMORISATION_KINDS]
     lines += ["", "### Other warnings", ""]
-    lines += [f"- [{w.get('kind')}] {w.get('message')}" for w in others] or ["- none"]
+    lines += [f"- {_severity(w)} [{w.get('kind')}] {w.get('message')}" for w in others] or ["- none"]
     lines.append("")
     return lines
 

@@ -105,3 +105,16 @@ def test_python_md_runs(tmp_path, monkeypatch, wmkit_host):
         exec(compile(block, f"docs/python.md block {i + 1}", "exec"), namespace)
     assert (tmp_path / "exports" / "notebook" / "README.md").exists()
     assert namespace["result"]["verdict"] in (tmp_path / "exports" / "notebook" / "README.md").read_text()
+
+
+def test_train_applies_overrides_to_a_resolved_recipe(wmkit_host, monkeypatch, tmp_path):
+    import wmkit.train as train_module
+
+    seen = {}
+    monkeypatch.setattr(train_module, "train", lambda recipe, **kw: seen.update(recipe=recipe, **kw) or "done")
+    recipe = wmkit.load_recipe("loops3", {"train.steps": 7}, host=wmkit_host)
+    assert wmkit.train(recipe, {"train.steps": 3}, data="jsonl:x.jsonl", out=tmp_path / "r", host=wmkit_host) == "done"
+    got = seen["recipe"]
+    assert got.get("train.steps") == 3 and got.get("data.source") == "jsonl:x.jsonl"
+    assert got.overrides == ["train.steps=7", "train.steps=3", 'data.source="jsonl:x.jsonl"']
+    assert recipe.get("train.steps") == 7 and seen["out"] == tmp_path / "r"  # the caller's recipe is untouched

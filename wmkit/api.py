@@ -81,9 +81,14 @@ def _recipe(recipe, overrides=None, host=None):
     from wmkit.recipe import Recipe
 
     if isinstance(recipe, Recipe):
-        if overrides:
-            raise RecipeError("overrides: pass them to wmkit.load_recipe, not with an already resolved recipe")
-        return recipe
+        if not overrides:
+            return recipe
+        from wmkit.recipe import recipe_over_run
+
+        # further overrides on a resolved recipe: applied to its values, recorded after its own
+        changed = recipe_over_run(recipe.values, overrides=list(overrides), host=host or _host(), origin=recipe.origin)
+        changed.overrides = [*recipe.overrides, *changed.overrides]
+        return changed
     return load_recipe(recipe, overrides, host=host)
 
 

@@ -307,6 +307,10 @@ def load_checkpoint(path: str | Path, *, host=None, which: str = "best", device:
 
         host = get_host()
     ckpt = resolve_checkpoint(path, which)
+    from wmkit.export import is_export, load_export
+
+    if is_export(ckpt):  # an inference folder written by `wmkit export`
+        return load_export(ckpt, host=host, device=device)
     meta = read_checkpoint_meta(ckpt)
     if meta.get("format_version") != FORMAT_VERSION:
         raise CheckpointError(f"{ckpt}: checkpoint format {meta.get('format_version')!r} is not supported "

@@ -213,8 +213,18 @@ def model_info(recipe_name, overrides, domain):
 # ---------------------------------------------------------------------------------------------
 
 
+def complete_recipe(ctx, param, incomplete: str):
+    """Shell completion of a RECIPE argument: the shipped recipe names, then TOML files."""
+    from click.shell_completion import CompletionItem
+
+    from wmkit.recipe import shipped_recipes
+
+    names = [CompletionItem(name) for name in sorted(shipped_recipes()) if name.startswith(incomplete)]
+    return names + [CompletionItem(incomplete, type="file")]
+
+
 @cli.command()
-@click.argument("recipe_name", metavar="[RECIPE]", required=False)
+@click.argument("recipe_name", metavar="[RECIPE]", required=False, shell_complete=complete_recipe)
 @recipe_options
 @click.option("--data", "data_source", default=None, metavar="SOURCE",
               help="Data source: jsonl:PATH, parquet:PATH, hf:ID[/CONFIG][@REV], git:PATH[@REV] (overrides data.source).")
@@ -315,7 +325,7 @@ def _print_summary(result) -> None:
               help="Write a self-contained HTML report with plots.")
 @reports_errors
 def audit(checkpoint, full_val, val_size, geometry, data, split, json_out, html_out):
-    """Audit CKPT (a run directory: its best checkpoint, else latest; or one checkpoint directory)."""
+    """Audit CKPT (a run directory: its best checkpoint, else latest; one checkpoint directory; or an export)."""
     from wmkit.audit import render_report, run_audit, save_result, write_html
 
     for flag, target in (("--json", json_out), ("--html", html_out)):
@@ -332,6 +342,23 @@ def audit(checkpoint, full_val, val_size, geometry, data, split, json_out, html_
     except OSError as exc:
         raise WmkitError(f"cannot write {exc.filename or json_out or html_out} ({exc.strerror}); "
                          f"choose another path") from None
+
+
+@cli.command("export")
+@click.argument("source", metavar="RUN_OR_CHECKPOINT", type=click.Path(path_type=Path))
+@click.argument("out", metavar="OUT", type=click.Path(path_type=Path))
+@click.option("--force", is_flag=True, help="Replace OUT if it holds a wmkit export (written beside it, then swapped in).")
+@click.option("--no-audit", "no_audit", is_flag=True,
+              help="Export a checkpoint that was never audited (the model card says so).")
+@click.option("--push", default=None, metavar="REPO_ID", help="Also upload OUT to this Hugging Face Hub model repository.")
+@reports_errors
+def export_cmd(source, out, force, no_audit, push):
+    """Export a run's best checkpoint (or one checkpoint) to OUT: model.safetensors, config.json, README.md model card."""
+    from wmkit.export import export
+
+    export(source, out, force=force, no_audit=no_audit, push=push, host=_host())
+    click.echo(f"exported {source} to {out}" + (f" and pushed it to {push}" if push else "")
+               + f"; load it with wmkit.load({str(out)!r}) or audit it with `wmkit audit {out}`")
 
 
 def _check_writable(flag: str, path: Path) -> None:
@@ -426,24 +453,18 @@ def sweep():
 def sweep_run(recipe_name, overrides, domain, grid, seeds, steps, audit_at, data_source, out, jobs, executor,
               address, gpus_per_run, val_size, full_val, tier, live):
     """Run (or resume) a sweep of RECIPE (a recipe, or a TOML file with a [sweep] table)."""
-    from wmkit.sweep.plan import build_plan, default_sweep_dir, validate
-    from wmkit.sweep.report import build_report, rich_tables, write_report
-    from wmkit.sweep.run import run_sweep
+    from wmkit.api import sweep as run_sweep
+    from wmkit.sweep.report import rich_tables
 
-    plan = build_plan(recipe_name, grid_options=grid, seeds=seeds, steps=steps, audit_at=audit_at,
-                      overrides=overrides, data=data_source, domain=domain, val_size=val_size, full_val=full_val,
-                      tier=tier)
-    runs = validate(plan, _host())
     if address and executor != "ray":
         raise click.UsageError("--address is for --executor ray")
-    sweep_dir = out if out is not None else default_sweep_dir(plan, runs)
-    state = run_sweep(plan, runs, sweep_dir, executor=executor, jobs=jobs, address=address,
-                      gpus_per_run=gpus_per_run, console=_console(stderr=True), live=live)
-    report = build_report(Path(sweep_dir).resolve())
-    _print_wide(rich_tables(report))
-    files = write_report(report, Path(sweep_dir).resolve())
-    click.echo(f"sweep {sweep_dir}: report in {files['markdown'].parent}")
-    failed = [f"{k} ({v['error']})" for k, v in state["runs"].items() if v["state"] != "done"]
+    done = run_sweep(recipe_name, grid=grid, seeds=seeds, steps=steps, audit_at=audit_at, overrides=overrides,
+                     data=data_source, domain=domain, out=out, jobs=jobs, executor=executor, address=address,
+                     gpus_per_run=gpus_per_run, val_size=val_size, full_val=full_val, tier=tier,
+                     console=_console(stderr=True), live=live)
+    _print_wide(rich_tables(done.report))
+    click.echo(f"sweep {out if out is not None else done.sweep_dir}: report in {done.files['markdown'].parent}")
+    failed = done.failed
     if failed:
         click.echo(f"error: {len(failed)} run(s) failed: {'; '.join(failed)}; rerun the same command to retry them",
                    err=True)

@@ -56,6 +56,13 @@ class RunResult:
     warnings: list = field(default_factory=list)
     best: str | None = None
 
+    def metrics(self, kind: str = "train"):
+        """The run's ``metrics.jsonl`` rows of ``kind`` (train, eval, warning, all): a pandas DataFrame
+        when pandas is installed, else a list of dicts."""
+        from wmkit.api import metrics_frame
+
+        return metrics_frame(self.run_dir, kind)
+
 
 def learning_rate(step: int, *, lr: float, warmup: int, total: int, floor_ratio: float) -> float:
     """Linear warm-up from ``floor_ratio*lr`` over ``warmup`` steps, then cosine to ``floor_ratio*lr``
@@ -486,3 +493,9 @@ def _train(recipe, run_dir: Path, *, resume: bool, force: bool, early_stop: int 
     index = read_index(run_dir)
     return RunResult(run_dir=run_dir, step=step, stopped_early=stopped_by_patience or step < total_steps,
                      last_eval=last_eval, warnings=warnings, best=index.get("best"))
+
+
+# ``wmkit.train(recipe, ...)`` is the Python API's train (wmkit.api); this module stays importable as is
+from wmkit import _callable_module  # noqa: E402
+
+_callable_module(__name__, "train")

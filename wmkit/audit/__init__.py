@@ -14,3 +14,8 @@ from wmkit.audit.html import write_html
 from wmkit.audit.report import render_report
 
 __all__ = ["run_audit", "render_report", "write_html", "audit_path", "load_result", "save_result"]
+
+# ``wmkit.audit(run, ...)`` is the Python API's audit (wmkit.api)
+from wmkit import _callable_module  # noqa: E402
+
+_callable_module(__name__, "audit")

@@ -9,3 +9,8 @@ checkpoints, resumable after a crash, reported as the paper's ablation log and c
 
 Importing this package imports no torch.
 """
+
+# ``wmkit.sweep(recipe, ...)`` is the Python API's sweep (wmkit.api)
+from wmkit import _callable_module  # noqa: E402
+
+_callable_module(__name__, "sweep")

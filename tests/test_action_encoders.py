@@ -176,3 +176,24 @@ def test_ridge_warm_start_without_a_pass_through_predictor_is_refused(wmkit_host
     model = _warm_model(wmkit_host, model__predictor__start="none", loss__pred__form="projector_mse")
     with pytest.raises(RecipeError, match='model.predictor.start = "target_before"'):
         warm_start_action_encoder(model, _Pairs(), np.arange(60), seed=0, device=torch.device("cpu"))
+
+
+def test_a_warm_started_run_records_its_fit_and_a_bad_one_writes_nothing(tmp_path, wmkit_host):
+    import json
+
+    from test_recipes_smoke import SMOKE, python_edits
+    from wmkit.recipe import load_recipe
+    from wmkit.testing import write_commitpack_jsonl
+    from wmkit.train import train
+
+    source = write_commitpack_jsonl(tmp_path / "edits.jsonl", python_edits(40))
+    overrides = [*SMOKE, f'data.source="jsonl:{source}"']
+    bad = load_recipe("lever_linear_start", overrides=[*overrides, "model.predictor.zero_init=false"],
+                      host=wmkit_host, environ={})
+    with pytest.raises(RecipeError, match="zero_init = true"):
+        train(bad, out=tmp_path / "bad", host=wmkit_host, live=False)
+    assert not (tmp_path / "bad").exists()
+    good = load_recipe("lever_linear_start", overrides=overrides, host=wmkit_host, environ={})
+    train(good, out=tmp_path / "run", host=wmkit_host, live=False)
+    fit = json.loads((tmp_path / "run" / "config.json").read_text())["warm_start"]
+    assert fit["pairs"] > 0 and fit["alpha"] in (0.1, 1.0, 10.0, 100.0, 1000.0) and set(fit["inner_mse"])

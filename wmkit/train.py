@@ -340,7 +340,13 @@ def _train(recipe, run_dir: Path, *, resume: bool, force: bool, early_stop: int 
     warm_start = None
     if resume_from is None and model.action_encoder.warm_start_pairs:
         # before the config is written: a warm start that cannot work is refused with nothing written
+        if world.is_main:
+            print(f"warm start: fitting the linear edit model on {min(model.action_encoder.warm_start_pairs, len(train_idx))} "
+                  f"training pairs (model.action.init = ridge)", file=sys.stderr, flush=True)
         warm_start = warm_start_action_encoder(model, data, train_idx.numpy(), seed=v["meta"]["seed"], device=device)
+        if world.is_main:
+            print(f"warm start: ridge penalty {warm_start['alpha']:g} on {warm_start['features']} count features, "
+                  f"{warm_start['seconds']:.0f}s", file=sys.stderr, flush=True)
 
     components = {}
     for kind in kinds.KINDS:

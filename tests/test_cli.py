@@ -9,7 +9,8 @@ from wmkit.testing import write_commitpack_jsonl
 
 TINY = ["--set", "train.steps=2", "--set", "optim.batch_size=4", "--set", "eval.probe_size=0", "--set",
         "data.max_len=32", "--set", "data.min_changed_tokens=0", "--set", "data.val_percent=30",
-        "--set", "train.threads=1", "--set", "model.dim=32", "--set", "model.heads=2"]
+        "--set", "train.threads=1", "--set", "model.dim=32", "--set", "model.heads=2",
+        "--set", "eval.final_audit=false"]
 
 
 def edits(n=30):
@@ -93,6 +94,27 @@ def test_existing_run_untouched_on_conflicts(wmkit_cli, tmp_path):
     one_line_error(wmkit_cli("train", "recipes/quickstart.toml", "--data", f"jsonl:{tmp_path / 'gone.jsonl'}",
                              "--out", str(run), "--force", *TINY), "gone.jsonl")
     assert snapshot == {p: p.read_bytes() for p in run.rglob("*") if p.is_file()}
+
+
+def test_final_audit_prints_the_verdict_beside_its_baselines_and_what_next(wmkit_cli, tmp_path):
+    data = write_commitpack_jsonl(tmp_path / "e.jsonl", edits())
+    run = tmp_path / "run"
+    result = wmkit_cli("train", "recipes/quickstart.toml", "--data", f"jsonl:{data}", "--out", str(run), "--no-live",
+                       *TINY[:-2])  # the quickstart's own eval.final_audit = true
+    assert result.exit_code == 0, result.output
+    saved = json.loads((run / "audit.json").read_text())
+    out = result.output
+    assert "verdict: " + saved["verdict"] in out
+    copy, linear = saved["copy_knn_at_k"], saved["linear_edit_knn_at_k"]
+    assert (f"KNN@1: model {100 * saved['knn_at_1']:.2f}% | copy {100 * copy['1']:.2f}% | linear edit "
+            f"{100 * linear['1']:.2f}% | random {100 * saved['random_knn_at_1']:.2f}%") in out
+    assert f"on all {saved['gallery_size']} validation pairs" in out
+    for command in (f"wmkit audit {run} --geometry", f"wmkit audit {run} --html audit.html",
+                    "wmkit sweep recipes/quickstart.toml --grid"):
+        assert command in out, command
+    quiet = wmkit_cli("train", "recipes/quickstart.toml", "--data", f"jsonl:{data}", "--out", str(tmp_path / "r2"),
+                      "--no-live", *TINY)
+    assert quiet.exit_code == 0 and "verdict:" not in quiet.output and not (tmp_path / "r2" / "audit.json").exists()
 
 
 def test_truncated_checkpoint_fails_audit_with_one_line(wmkit_cli, tmp_path):

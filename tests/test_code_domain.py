@@ -15,7 +15,7 @@ from wmkit_code.domain import CodeDomain
 def test_class_facts():
     d = CodeDomain()
     assert isinstance(d, Domain)
-    assert d.name == "code" and d.default_source == "git:." and d.default_recipe == "quickstart"
+    assert d.name == "code" and d.default_source == "embedded:stdlib+git" and d.default_recipe == "quickstart"
     assert d.vocab is tok.VOCAB and d.vocab.version == "code-ast-1"
     assert d.action_dim == 15 and CodeDomain({"action": "7d"}).action_dim == 7
     assert d.label_names == {"edit_type": ["ADD", "DELETE", "MODIFY"], "scope": ["FUNC", "CLASS", "MODULE"],
@@ -59,8 +59,8 @@ def test_plugin_registration_is_light_and_complete():
     plugin.wmkit_register_domains(register)
     (name, target, info), = calls
     assert name == "code" and target == "wmkit_code.domain:CodeDomain"
-    assert info["default_source"] == "git:." and info["default_recipe"] == "quickstart"
-    assert set(info["options"]) == {"action", "tokens"} and info["options"]["action"].choices == ("7d", "15d")
+    assert info["default_source"] == "embedded:stdlib+git" and info["default_recipe"] == "quickstart"
+    assert set(info["options"]) == {"action", "tokens", "embedded_pairs"} and info["options"]["action"].choices == ("7d", "15d")
     assert info["options"]["tokens"].choices == ("ast", "ast_text") and info["options"] is CodeDomain.options
     assert info["options"]["action"].default == CodeDomain.options["action"].default == "15d"
     code = ("import sys, wmkit_code.plugin; "

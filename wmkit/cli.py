@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import sys
 from pathlib import Path
@@ -273,6 +274,8 @@ def train(recipe_name, overrides, domain, data_source, out, resume, force, check
 
     if from_environment().is_main:  # under torchrun, rank 0 speaks for the job
         _print_summary(result)
+        if resolved.values["eval"]["final_audit"]:
+            _print_final_audit(result)
 
 
 def _recipe_of_run(run_dir: Path, overrides=(), domain=None):
@@ -305,6 +308,42 @@ def _print_summary(result) -> None:
     console.print(f"  best checkpoint: {result.best}; next: wmkit audit {result.run_dir} --full-val")
     for w in result.warnings:
         console.print(f"  [yellow]warning[/] step {w['step']}: {w['kind']}: {w['message']}")
+
+
+def _print_final_audit(result) -> None:
+    """``eval.final_audit``: the audit's headline beside its baselines, then the commands to go on with."""
+    from wmkit.audit import run_audit
+    from wmkit.audit.report import pct, verdict_line
+
+    console = _console()
+    say = functools.partial(console.print, soft_wrap=True)  # paths and commands stay copyable: never wrapped
+    audit = run_audit(result.run_dir, full_val=True, progress=False)
+    n = audit.get("gallery_size")
+    say(f"[bold]audit[/] of {audit.get('checkpoint_name')} on all {n} validation pairs "
+        f"({audit.get('timing', {}).get('total_s', 0):.0f}s):")
+    say(verdict_line(audit))
+    copy, linear = audit.get("copy_knn_at_k") or {}, audit.get("linear_edit_knn_at_k") or {}
+    for k in (1, 5):
+        say(f"  KNN@{k}: model {pct(audit.get(f'knn_at_{k}'))} | copy {pct(copy.get(str(k)))} | linear edit "
+            f"{pct(linear.get(str(k)))} | random {pct(audit.get(f'random_knn_at_{k}'))}")
+    centred = audit.get("erank_centred") or {}
+    ranks = "/".join(f"{(centred.get(part) or {}).get('erank', float('nan')):.1f}" for part in ("online", "target", "pred"))
+    beats = (audit.get("beats_copy") or {}).get("rate")
+    say(f"  effective rank (centred) online/target/pred {ranks} of {audit.get('embedding_dim')}; closer than "
+        f"copy on {pct(beats)} of pairs")
+    run = result.run_dir
+    say("next:")
+    say(f"  wmkit audit {run} --geometry          the full report (saved to {audit.get('saved_to', run)})")
+    say(f"  wmkit audit {run} --html audit.html   the same as an HTML page")
+    say(f"  wmkit sweep {_recipe_hint(run)} --grid optim.lr=1e-4,3e-4 --seeds 1,2   a small sweep, each run audited")
+
+
+def _recipe_hint(run_dir) -> str:
+    try:
+        origin = json.loads((Path(run_dir) / "config.json").read_text(encoding="utf-8")).get("origin")
+    except (OSError, ValueError):
+        origin = None
+    return str(origin or "RECIPE")
 
 
 # ---------------------------------------------------------------------------------------------

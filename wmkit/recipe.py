@@ -131,6 +131,8 @@ CORE_SCHEMA: dict = {
                             "on (0 = every validation pair); a run with fewer validation pairs is refused",
                             minimum=0, maximum=1 << 20),
         "batch_size": Field(int, 128, "probe pairs encoded at once", minimum=1, maximum=1 << 20),
+        "final_audit": Field(bool, False, "wmkit train ends by auditing the best checkpoint on the full validation "
+                             "split and printing its verdict beside copy, the linear edit model and random"),
     },
 }
 

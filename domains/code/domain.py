@@ -7,14 +7,16 @@ Each side of a row is parsed exactly once; the parse feeds both the tokens and t
 
 from __future__ import annotations
 
-from typing import Any, Mapping
+from typing import Any, Iterable, Mapping
 
 from wmkit.domain import Domain, SkipRow, Transition, Vocabulary
+from wmkit.errors import DataError
 
 from wmkit_code import actions as act
+from wmkit_code import generator as gen
 from wmkit_code import text_tokens
 from wmkit_code import tokenizer as tok
-from wmkit_code.plugin import OPTIONS
+from wmkit_code.plugin import DEFAULT_SOURCE, OPTIONS
 
 #: label name -> class names (order = label value)
 LABEL_NAMES = {
@@ -30,17 +32,16 @@ class CodeDomain(Domain):
     name = "code"
     description = "Python files before/after a commit: AST tokens, 7-D/15-D edit action (CodeWM 2)"
     options = OPTIONS
-    default_source = "git:."
+    default_source = DEFAULT_SOURCE
     default_recipe = "quickstart"
     label_names = LABEL_NAMES
     #: the edit shows as changed tokens, so action encoders may read them
     action_inputs = ("vector", "edit_tokens")
 
     def __init__(self, options: Mapping[str, Any] | None = None):
-        super().__init__({"action": OPTIONS["action"].default, "tokens": OPTIONS["tokens"].default,
-                          **dict(options or {})})
-        self.settings["action"] = OPTIONS["action"].check(self.settings["action"], "data.action")
-        self.settings["tokens"] = OPTIONS["tokens"].check(self.settings["tokens"], "data.tokens")
+        super().__init__({key: field.default for key, field in OPTIONS.items()} | dict(options or {}))
+        for key, field in OPTIONS.items():
+            self.settings[key] = field.check(self.settings[key], f"data.{key}")
         self._text = self.settings["tokens"] == "ast_text"
         self._dims = 7 if self.settings["action"] == "7d" else 15
         # the last few parsed sides: successive edits of one file share a text (new_i == old_i+1)
@@ -54,6 +55,12 @@ class CodeDomain(Domain):
     def action_names(self) -> list[str]:
         return list(act.ACTION_NAMES_7 if self._dims == 7 else act.ACTION_NAMES_15)
 
+    def fingerprint(self) -> str:
+        """Vocabulary and the options that change transitions; ``embedded_pairs`` only changes the
+        embedded source and is in its fingerprint."""
+        items = ",".join(f"{k}={self.settings[k]!r}" for k in ("action", "tokens"))
+        return f"{self.name}:{self.vocab.version}:{items}"
+
     def tokenize(self, text: str) -> list[int]:
         return text_tokens.tokenize(text) if self._text else tok.tokenize(text)
 
@@ -62,6 +69,41 @@ class CodeDomain(Domain):
 
     def accepts_text(self, path: str, old: str, new: str) -> bool:
         return "\x00" not in old and "\x00" not in new
+
+    # -- the embedded source: seeded edits of the standard library (+ the working directory's history)
+    _EMBEDDED = ("embedded:stdlib", DEFAULT_SOURCE)
+
+    def _local_history(self) -> str | None:
+        """``git:.`` when the working directory is a git repository with commits, else ``None``."""
+        from wmkit.sources import source_fingerprint
+
+        try:
+            return source_fingerprint("git:.")
+        except DataError:
+            return None
+
+    def rows(self, source: str) -> Iterable[Mapping[str, Any]] | None:
+        """``embedded:stdlib`` -> the generator's rows (``data.embedded_pairs``);
+        ``embedded:stdlib+git`` -> those, then the rows of ``git:.`` when there is a history."""
+        source = source.strip()
+        if source not in self._EMBEDDED:
+            return None
+        return self._embedded_rows(source == DEFAULT_SOURCE and self._local_history() is not None)
+
+    def _embedded_rows(self, with_history: bool) -> Iterable[Mapping[str, Any]]:
+        from wmkit.sources import open_rows
+
+        yield from gen.generate(self.settings["embedded_pairs"])
+        if with_history:
+            yield from open_rows("git:.", domain=self)
+
+    def source_fingerprint(self, source: str) -> str | None:
+        source = source.strip()
+        if source not in self._EMBEDDED:
+            return None
+        own = gen.fingerprint(self.settings["embedded_pairs"])
+        history = self._local_history() if source == DEFAULT_SOURCE else None
+        return own + (f"+{history}" if history else "")
 
     def _analyse(self, text: str) -> tuple[tok.ParsedSource, act.TreeFacts]:
         hit = self._recent.get(text)

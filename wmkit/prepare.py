@@ -292,6 +292,16 @@ def _process_chunk(domain, s: _Settings, rows: list[dict]):
             hashes, error)
 
 
+def tokenize_rows(domain, rows: list[dict], *, max_len: int, window: str, min_changed_tokens: int):
+    """Rows as the model sees them, outside any cache: ``(kept, before, after, actions)`` where ``kept``
+    holds each row's drop reason (``None`` for a kept row) and the arrays hold the kept rows."""
+    vocab = domain.vocab
+    settings = _Settings(max_len=max_len, window=window, pad_id=int(vocab.pad_id), vocab_size=int(vocab.size),
+                         action_dim=int(domain.action_dim), label_names=(), min_changed_tokens=min_changed_tokens)
+    reasons, before, after, actions, *_ = _process_chunk(domain, settings, rows)
+    return reasons, before, after, actions
+
+
 # -- the prepared data ----------------------------------------------------------------------------
 def _load_array(path: Path) -> np.ndarray:
     try:

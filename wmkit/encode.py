@@ -87,7 +87,7 @@ def _transition_chunk(model, before, after, actions, *, loops: bool, parts: froz
     online_before = model.encode(before)
     state = model.predictor_input(online_before)
     target_before = model.encode(before, target=True).z if "target_before" in parts or \
-        getattr(model, "starts_from_target", False) else None
+        model.starts_from_target else None
     inputs = ActionInputs(vector=actions, before=before, after=after)
     out = {"online_before": online_before.z, "predictor_input": state,
            "pred": model.predict_with(state, inputs, base=target_before),

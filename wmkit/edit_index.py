@@ -232,7 +232,8 @@ def build_index(source: str, model: str | Path, out: str | Path, *, force: bool 
                 host=None, progress=None) -> dict:
     """Embed every transition of ``source`` with ``model`` and write the index at ``out``; returns its
     ``index.json`` plus ``added`` and ``dropped``. ``update``: keep the index, add the commits it lacks."""
-    from wmkit.sources import git_commit_dates, open_rows, source_fingerprint
+    from wmkit.runtime import resolve_source
+    from wmkit.sources import absolute_git_source, git_commit_dates, open_rows, source_fingerprint
 
     out = Path(out)
     if force and update:
@@ -244,13 +245,16 @@ def build_index(source: str, model: str | Path, out: str | Path, *, force: bool 
     if out.exists() and not out.is_dir():
         raise DataError(f"--out {out}: exists and is not a directory; choose another path")
     old_meta = read_meta(out) if update else None
-    if update and old_meta["source"] != source:
-        raise DataError(f"--update: {out} indexes {old_meta['source']}, not {source}; pass the same source or "
-                        f"build a new index")
     im = load_model(model, host=host)
     if old_meta is not None:
         check_same_model(old_meta, im, out)
     domain = _domain_of(im, host)
+    source = resolve_source(im.recipe, domain, source)  # "default": the domain's embedded source
+    if _git_source(source):
+        source = absolute_git_source(_git_source(source))  # searches may run from another directory
+    if update and old_meta["source"] != source:
+        raise DataError(f"--update: {out} indexes {old_meta['source']}, not {source}; pass the same source or "
+                        f"build a new index")
     git = _git_source(source)
     dates = git_commit_dates(git) if git else {}
     known_rows = _read_rows(out) if update else []

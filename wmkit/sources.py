@@ -488,6 +488,12 @@ def git_toplevel(target: str) -> str:
     return _resolve_git(*_git_target(target))[0]
 
 
+def absolute_git_source(target: str) -> str:
+    """``git:TOPLEVEL[@REV]`` for a ``git:`` target given relative to the working directory."""
+    repo, rev = _git_target(target)
+    return f"git:{_resolve_git(repo, rev)[0]}" + ("" if rev == "HEAD" else f"@{rev}")
+
+
 def git_commit_dates(target: str) -> dict[str, str]:
     """Commit sha -> committer date (ISO 8601) of every commit reachable from a ``git:`` target."""
     repo, rev = _git_target(target)
@@ -504,4 +510,4 @@ def describe_sources() -> str:
             "a path ending in .jsonl, .jsonl.gz, .jsonl.zst, .json or .parquet")
 
 
-__all__ = ["open_rows", "source_fingerprint", "describe_sources", "git_commit_rows", "git_commit_dates", "git_toplevel", "COLUMNS", "REQUIRED", "SCHEMES"]
+__all__ = ["open_rows", "source_fingerprint", "describe_sources", "git_commit_rows", "git_commit_dates", "git_toplevel", "absolute_git_source", "COLUMNS", "REQUIRED", "SCHEMES"]

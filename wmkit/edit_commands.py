@@ -14,19 +14,23 @@ import click
 from wmkit.errors import reports_errors
 
 
+def _cut(text: str, width: int) -> str:
+    return text if len(text) <= width else text[:width - 1] + "…"
+
+
 def _print_results(result: dict) -> None:
     print(f"{result['query']}: {result['indexed']} indexed edits of {result['source']} ({result['domain']})")
     for query in result["queries"]:
         print(f"\nquery {query['file']}")
         for line in query["excerpt"].splitlines():
-            print(f"    {line}")
+            print(f"    {_cut(line, 100)}")
         if not query["results"]:
             print("  no other indexed edit")
         for hit in query["results"]:
             print(f"{hit['rank']:>3}  {hit['similarity']:.3f}  {hit['commit'][:10] or '-':<10}  {hit['date'][:10]:<10}  "
-                  f"{hit['file']}  {hit['subject']}")
+                  f"{hit['file']}  {_cut(hit['subject'], 60)}")
             for line in hit["excerpt"].splitlines():
-                print(f"             {line}")
+                print(f"             {_cut(line, 100)}")
 
 
 def add_edit_search_commands(cli: click.Group) -> None:
@@ -51,7 +55,7 @@ def add_edit_search_commands(cli: click.Group) -> None:
             meta = build_index(source, model, out, force=force, update=update,
                                progress=lambda n: bar.advance(task, n))
         dropped = sum(meta["dropped"].values())
-        print(f"indexed {meta['added']} new edits ({meta['count']} in all, {meta['commits']} commits) of {source} "
+        print(f"indexed {meta['added']} new edits ({meta['count']} in all, {meta['commits']} commits) of {meta['source']} "
               f"into {out}; {dropped} rows dropped by the {meta['domain']} domain", file=sys.stderr)
 
     @cli.command("search")

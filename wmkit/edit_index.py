@@ -411,8 +411,9 @@ def search(index_dir: str | Path, *, commit: str | None = None, diff: Path | Non
         hits = [(float(s), int(i)) for s, i in zip(sims[q], found[q]) if i >= 0 and table[i]["commit"] != own]
         queries.append({"file": entry["file"], "excerpt": entry["excerpt"],
                         "results": [{"rank": r + 1, "similarity": s, **table[i]} for r, (s, i) in enumerate(hits[:k])]})
+    label = (f"--commit {commit}" if commit else f"--diff {diff}" if diff else f"--before {before} --after {after}")
     return {"index": str(index_dir), "source": meta["source"], "domain": meta["domain"], "indexed": meta["count"],
-            "query": given[0], "commit": commit_sha, "k": k, "queries": queries, "dropped": dropped}
+            "query": label, "commit": commit_sha, "k": k, "queries": queries, "dropped": dropped}
 
 
 __all__ = ["INDEX_FORMAT", "load_model", "weights_identity", "build_index", "search", "read_meta",

@@ -595,6 +595,10 @@ from wmkit.bench.retrieval import add_retrieval_command  # noqa: E402  (imports 
 
 add_retrieval_command(bench)
 
+from wmkit.edit_commands import add_edit_search_commands  # noqa: E402  (imports no torch)
+
+add_edit_search_commands(cli)
+
 
 def main() -> None:
     cli(prog_name="wmkit")

@@ -8,9 +8,8 @@ discriminative criterion of the probe (:data:`SELECTION_CRITERIA`), never by del
 
 from __future__ import annotations
 
-import torch
-
 from wmkit import metrics
+from wmkit.encode import encode_transitions
 
 #: ``train.select`` -> (what it measures, how to read it from a probe result); larger is better
 SELECTION_CRITERIA = {
@@ -28,8 +27,7 @@ def criterion_value(probe: dict, criterion: str) -> float:
     return float(probe[criterion])
 
 
-@torch.no_grad()
-def probe_validation(model, before: torch.Tensor, after: torch.Tensor, actions: torch.Tensor, *,
+def probe_validation(model, before, after, actions, *,
                      chunk: int = 128) -> dict:
     """Metrics of ``model`` (in eval mode) on the probe gallery; JSON-ready floats.
 
@@ -43,20 +41,9 @@ def probe_validation(model, before: torch.Tensor, after: torch.Tensor, actions: 
       ``knn1_over_copy`` = knn_at_1 − copy_knn_at_1; ``beats_copy``: share of pairs where the
       prediction is closer to target(after) than target(before) is.
     """
-    from wmkit.components import ActionInputs
-
-    parts: dict[str, list] = {"online": [], "target_before": [], "target": [], "pred": []}
-    for start in range(0, before.shape[0], chunk):
-        b, a, act = before[start:start + chunk], after[start:start + chunk], actions[start:start + chunk]
-        # the three encoder passes the probe needs (online(after) is not one of them)
-        online = model.encode(b)
-        target_before = model.encode(b, target=True).z
-        pred = model.predict_with(model.predictor_input(online), ActionInputs(vector=act.float(), before=b, after=a),
-                                  base=target_before)
-        for key, value in (("online", online.z), ("target_before", target_before),
-                           ("target", model.encode(a, target=True).z), ("pred", pred)):
-            parts[key].append(value.float())
-    online, target_before, target, pred = (torch.cat(parts[k]) for k in ("online", "target_before", "target", "pred"))
+    # the three encoder passes the probe needs (online(after) is not one of them)
+    enc = encode_transitions(model, before, after, actions, parts=frozenset({"target_before"}), chunk=chunk)
+    online, target_before, target, pred = (enc[k] for k in ("online_before", "target_before", "target_after", "pred"))
     cos = metrics.mean_cos(pred, target)
     copy_ref = metrics.copy_cos_reference(online, target)
     copy_paper = metrics.copy_cos_paper(target_before, target)

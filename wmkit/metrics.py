@@ -2,7 +2,7 @@
 
 Every function takes NumPy arrays or torch tensors (rows are samples) and returns Python floats,
 NumPy arrays or small result tuples. Computation is done in float64 NumPy except the nearest
-neighbour search (faiss, float32) and the linear classifier probe (torch).
+neighbour search (faiss, float32, :mod:`wmkit.search`) and the linear classifier probe (torch).
 
 The reference computes several quantities under one name (defect D9 of reference §11); here each
 form has its own function and docstring:
@@ -159,31 +159,22 @@ def knn_ranks(queries: Any, gallery: Any, max_k: int) -> np.ndarray:
     inner product, float32). A query whose own item is not in its top ``max_k`` gets rank
     ``max_k``. Ties are ordered as faiss returns them.
     """
-    import faiss  # lazy: only the audit needs it
+    from wmkit.search import nearest
 
-    q = np.ascontiguousarray(l2_normalize(queries), dtype=np.float32)
-    g = np.ascontiguousarray(l2_normalize(gallery), dtype=np.float32)
-    if q.shape != g.shape:
-        raise ValueError(f"queries {q.shape} and gallery {g.shape} must pair row for row")
-    n = g.shape[0]
-    k = max(1, min(int(max_k), n))
-    index = faiss.IndexFlatIP(g.shape[1])
-    index.add(g)
-    _, found = index.search(q, k)
+    q_shape, g_shape = tuple(np.shape(queries)), tuple(np.shape(gallery))
+    if q_shape != g_shape:
+        raise ValueError(f"queries {q_shape} and gallery {g_shape} must pair row for row")
+    n = np.shape(gallery)[0]
+    _, found = nearest(queries, gallery, max_k)
     hit = found == np.arange(n)[:, None]
     return np.where(hit.any(axis=1), hit.argmax(axis=1), int(max_k))
 
 
 def nearest_indices(queries: Any, gallery: Any, k: int) -> np.ndarray:
     """Indices ``[Q, k]`` of each query's ``k`` most cosine-similar gallery rows (any gallery size)."""
-    import faiss  # lazy: only the audit needs it
+    from wmkit.search import nearest
 
-    q = np.ascontiguousarray(l2_normalize(queries), dtype=np.float32)
-    g = np.ascontiguousarray(l2_normalize(gallery), dtype=np.float32)
-    index = faiss.IndexFlatIP(g.shape[1])
-    index.add(g)
-    _, found = index.search(q, max(1, min(int(k), g.shape[0])))
-    return found
+    return nearest(queries, gallery, k)[1]
 
 
 def knn_accuracy(queries: Any, gallery: Any, ks: Sequence[int] = (1, 5, 10, 50)) -> dict[int, float]:

@@ -51,7 +51,6 @@ import json
 import multiprocessing
 import os
 import shutil
-import sys
 import time
 import uuid
 from collections import Counter, deque
@@ -63,6 +62,7 @@ import numpy as np
 
 from wmkit.domain import SkipRow
 from wmkit.errors import DataError, RecipeError
+from wmkit.progress import PreparingView
 from wmkit.sources import open_rows, source_fingerprint
 
 #: bump when the on-disk layout or the meaning of a prepared array changes
@@ -292,6 +292,16 @@ def _process_chunk(domain, s: _Settings, rows: list[dict]):
             hashes, error)
 
 
+def tokenize_rows(domain, rows: list[dict], *, max_len: int, window: str, min_changed_tokens: int):
+    """Rows as the model sees them, outside any cache: ``(kept, before, after, actions)`` where ``kept``
+    holds each row's drop reason (``None`` for a kept row) and the arrays hold the kept rows."""
+    vocab = domain.vocab
+    settings = _Settings(max_len=max_len, window=window, pad_id=int(vocab.pad_id), vocab_size=int(vocab.size),
+                         action_dim=int(domain.action_dim), label_names=(), min_changed_tokens=min_changed_tokens)
+    reasons, before, after, actions, *_ = _process_chunk(domain, settings, rows)
+    return reasons, before, after, actions
+
+
 # -- the prepared data ----------------------------------------------------------------------------
 def _load_array(path: Path) -> np.ndarray:
     try:
@@ -511,38 +521,6 @@ def _unique_ids(keys: list[tuple[str, str]], per_commit: Counter) -> list[str]:
     return ids
 
 
-class _Progress:
-    """A rich progress display on a terminal; otherwise nothing until a final one-line summary."""
-
-    def __init__(self, enabled: bool, label: str):
-        self.enabled = enabled
-        self.live = enabled and sys.stderr.isatty()
-        self.bar = None
-        if self.live:
-            from rich.console import Console
-            from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
-
-            self.bar = Progress(SpinnerColumn(), TextColumn("[bold]preparing[/] {task.description}"), BarColumn(),
-                                TextColumn("{task.fields[read]} rows read, {task.fields[kept]} kept"),
-                                TextColumn("{task.fields[rate]:.0f} rows/s"), TimeElapsedColumn(),
-                                console=Console(stderr=True), transient=True)
-            self.task = self.bar.add_task(label, total=None, read=0, kept=0, rate=0.0)
-            self.bar.start()
-        self.t0 = time.perf_counter()
-
-    def update(self, read: int, kept: int) -> None:
-        if self.bar is not None:
-            elapsed = time.perf_counter() - self.t0
-            self.bar.update(self.task, read=read, kept=kept, rate=read / elapsed if elapsed > 0 else 0.0)
-
-    def close(self, summary: str | None = None) -> None:
-        if self.bar is not None:
-            self.bar.stop()
-            self.bar = None
-        if summary and self.enabled:
-            print(summary, file=sys.stderr, flush=True)
-
-
 def _pool(workers: int, domain, settings: _Settings):
     methods = multiprocessing.get_all_start_methods()
     ctx = multiprocessing.get_context("fork" if "fork" in methods else None)
@@ -676,7 +654,7 @@ def _build(domain, source: str, out: Path, *, max_len: int, window: str, max_cha
     bar = None
     try:
         rows = open_rows(source, domain=domain)
-        bar = _Progress(progress, source if len(source) <= 48 else "…" + source[-47:])
+        bar = PreparingView(progress, source if len(source) <= 48 else "…" + source[-47:])
         in_flight: deque = deque()
         max_in_flight = 3 * workers
         entries: list = []

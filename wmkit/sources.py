@@ -482,10 +482,11 @@ def _decode(blob: bytes | None) -> str | None:
         return None
 
 
-def _mine_git(target: str, domain) -> Iterator[dict]:
+def _mine_git(target: str, domain, *, one_commit: bool = False) -> Iterator[dict]:
     repo, rev = _git_target(target)
     top, sha = _resolve_git(repo, rev)
-    log = _git(top, "log", "--no-merges", "--raw", "-M", "--no-abbrev", "-z", "--no-color", _LOG_FORMAT, sha)
+    log = _git(top, "log", "--no-merges", "--raw", "-M", "--no-abbrev", "-z", "--no-color", _LOG_FORMAT,
+               *(["-1"] if one_commit else []), sha)
     if log.returncode != 0:
         raise DataError(f"git:{target}: git log failed: {log.stderr.decode(errors='replace').strip()[:200]}")
     accepts_file = getattr(domain, "accepts_file", None) or (lambda path: True)
@@ -520,10 +521,36 @@ def _git_rows(top: str, changes: list[dict], domain) -> Iterator[dict]:
         reader.close()
 
 
+def git_commit_rows(repo: str, rev: str, *, domain=None) -> Iterator[dict]:
+    """The rows of one commit ``rev`` of the repository at ``repo`` (as ``git:`` mines them)."""
+    return _mine_git(f"{repo}@{rev}", domain, one_commit=True)
+
+
+def git_toplevel(target: str) -> str:
+    """The top-level directory of a ``git:`` target's repository."""
+    return _resolve_git(*_git_target(target))[0]
+
+
+def absolute_git_source(target: str) -> str:
+    """``git:TOPLEVEL[@REV]`` for a ``git:`` target given relative to the working directory."""
+    repo, rev = _git_target(target)
+    return f"git:{_resolve_git(repo, rev)[0]}" + ("" if rev == "HEAD" else f"@{rev}")
+
+
+def git_commit_dates(target: str) -> dict[str, str]:
+    """Commit sha -> committer date (ISO 8601) of every commit reachable from a ``git:`` target."""
+    repo, rev = _git_target(target)
+    top, sha = _resolve_git(repo, rev)
+    log = _git(top, "log", "--format=%H %cI", sha)
+    if log.returncode != 0:
+        raise DataError(f"git:{target}: git log failed: {log.stderr.decode(errors='replace').strip()[:200]}")
+    return dict(line.split(" ", 1) for line in log.stdout.decode().splitlines() if " " in line)
+
+
 def describe_sources() -> str:
     """One line per scheme, for help texts."""
     return ("jsonl:PATH[,PATH...] | parquet:PATH | hf:DATASET[/CONFIG][@REV] | git:PATH[@REV] | "
             "a path ending in .jsonl, .jsonl.gz, .jsonl.zst, .json or .parquet")
 
 
-__all__ = ["open_rows", "source_fingerprint", "describe_sources", "COLUMNS", "REQUIRED", "SCHEMES"]
+__all__ = ["open_rows", "source_fingerprint", "describe_sources", "git_commit_rows", "git_commit_dates", "git_toplevel", "absolute_git_source", "COLUMNS", "REQUIRED", "SCHEMES"]

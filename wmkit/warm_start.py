@@ -16,19 +16,18 @@ import numpy as np
 import torch
 
 from wmkit.components import ActionInputs
+from wmkit.encode import ENCODE_CHUNK, chunks, encode_states
 from wmkit.errors import RecipeError
 from wmkit.linear_edit import fit_linear_edit
 
-#: pairs per chunk when encoding the sample with the initial target
-CHUNK = 256
 #: the untrained model must reproduce the ridge prediction this closely (cosine)
 AGREEMENT = 1e-4
 
 
-def _batches(rows: np.ndarray, data, device):
-    for start in range(0, len(rows), CHUNK):
-        chunk = rows[start:start + CHUNK]
-        yield tuple(torch.from_numpy(np.asarray(a[chunk])).to(device) for a in (data.before, data.after, data.actions))
+def _inputs(data, rows: np.ndarray, device) -> ActionInputs:
+    before, after, actions = (torch.from_numpy(np.asarray(a[rows])).to(device)
+                              for a in (data.before, data.after, data.actions))
+    return ActionInputs(vector=actions.float(), before=before.long(), after=after.long())
 
 
 @torch.inference_mode()
@@ -42,26 +41,22 @@ def warm_start_action_encoder(model, data, train_rows: np.ndarray, *, seed: int,
                           "copy baseline; set model.predictor.start = \"target_before\"")
     rows = np.sort(np.random.default_rng(seed).choice(train_rows, size=n, replace=False))
     was_training = model.training
-    model.eval()  # no dropout in the encodings the fit reads
-    features, deltas = [], []
-    for before, after, actions in _batches(rows, data, device):
-        before, after = before.long(), after.long()
-        features.append(encoder.linear_features(ActionInputs(vector=actions.float(), before=before, after=after)))
-        deltas.append(model.target(after).z.float() - model.target(before).z.float())
-    x = torch.cat(features).double().cpu().numpy()
-    y = torch.cat(deltas).double().cpu().numpy()
+    # encode_states runs the model in eval mode: no dropout in the encodings the fit reads
+    y = (encode_states(model, data.after[rows], target=True).astype(np.float64)
+         - encode_states(model, data.before[rows], target=True).astype(np.float64))
+    x = np.concatenate([encoder.linear_features(_inputs(data, rows[s], device)).double().cpu().numpy()
+                        for s in chunks(len(rows), ENCODE_CHUNK)])
     fit = fit_linear_edit(x, np.zeros_like(y), y)
-    encoder.set_linear(torch.from_numpy(fit["weights"]).float(), torch.from_numpy(fit["bias"]).float())
+    weights = torch.from_numpy(fit["weights"]).float().to(device)
+    bias = torch.from_numpy(fit["bias"]).float().to(device)
+    encoder.set_linear(weights, bias)
     model.residual_gain.fill_(1.0)
     # the untrained model must now be the linear edit model; otherwise the predictor does not pass the
     # action embedding through as its update at step 0
-    before, after, actions = next(_batches(rows[:64], data, device))
-    before, after = before.long(), after.long()
-    emb = model.embed(before, after, actions)
+    inputs = _inputs(data, rows[:64], device)
+    emb = model.embed(inputs.before, inputs.after, inputs.vector)
     model.train(was_training)
-    linear = emb.target_before + encoder.linear_features(
-        ActionInputs(vector=actions.float(), before=before, after=after)) @ torch.from_numpy(
-        fit["weights"]).float().to(device) + torch.from_numpy(fit["bias"]).float().to(device)
+    linear = emb.target_before + encoder.linear_features(inputs) @ weights + bias
     agreement = float(torch.nn.functional.cosine_similarity(emb.pred.float(), linear, dim=-1).min())
     if agreement < 1 - AGREEMENT:
         raise RecipeError("model.action: after the warm start the untrained model does not predict "

@@ -6,7 +6,7 @@ Flow of :func:`run_audit`:
    data it was trained on (or ``data``), refuse another domain or vocabulary;
 2. draw N validation rows (rows the training never saw) with a fixed seed, independent of the
    training seed, and an equal-size sample of training rows;
-3. encode both in chunks of :data:`ENCODE_CHUNK` under ``torch.no_grad()``;
+3. encode both in chunks of :data:`ENCODE_CHUNK` (:mod:`wmkit.encode`, under ``torch.inference_mode``);
 4. discriminability (:func:`summary_metrics`), action sensitivity (:func:`action_sensitivity`),
    memorisation evidence (:mod:`wmkit.audit.memorisation`), optional geometry
    (:mod:`wmkit.audit.geometry`), then the verdict (:mod:`wmkit.audit.verdict`);
@@ -27,8 +27,11 @@ import numpy as np
 
 from wmkit import __version__, metrics
 from wmkit.audit import baselines, memorisation, verdict
+from wmkit.encode import ENCODE_CHUNK
+from wmkit.encode import OPTIONAL_PARTS as ALL_PARTS
 from wmkit.errors import CheckpointError, DataError, WmkitError
 from wmkit.linear_edit import LINEAR_FIT_PAIRS
+from wmkit.progress import task_bar
 
 AUDIT_FORMAT = "wmkit-audit/1"
 FULL_VAL_SIZE = 5000
@@ -43,7 +46,6 @@ ACTION_SHUFFLE_SEED = 1
 """Seed of the derangement that gives every prediction another sample's action."""
 KNN_KS = (1, 5, 10, 50)
 CURVE_KS = (1, 2, 3, 5, 10, 20, 50, 100, 200, 500, 1000)
-ENCODE_CHUNK = 128
 GEOMETRY_TRAJECTORY_ROWS = 2000
 """At most this many rows (whole trajectories of 2+ edits; and at most the audit's N) feed the
 trajectory probes."""
@@ -133,108 +135,34 @@ class Encoded:
     seconds: float = 0.0
 
 
-def _np(t) -> np.ndarray:
-    return t.detach().float().cpu().numpy() if hasattr(t, "detach") else np.asarray(t, dtype=np.float32)
-
-
-def _loop_list(value) -> list | None:
-    if value is None:
-        return None
-    if hasattr(value, "dim") and value.dim() == 3:  # stacked [loops, B, D]
-        return [value[i] for i in range(value.shape[0])]
-    return list(value)
-
-
-def _progress(enabled: bool, console=None):
-    from rich.console import Console
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
-    console = console or Console(stderr=True)
-    return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                    console=console, transient=True, disable=not enabled)
-
-
-#: every embedding an audit may ask for; ``online_before``, ``target_after``, ``pred`` and
-#: ``predictor_input`` are always computed
-ALL_PARTS = frozenset({"online_after", "target_before"})
-
-
-def _embed_chunk(model, before, after, actions, *, loops: bool, parts: frozenset) -> dict:
-    """The embeddings of one chunk as a dict of tensors (``None`` for parts not asked for).
-
-    With a model exposing ``encode(tokens, target=)``, ``predict_with`` and ``predictor_input``
-    only the encoder passes needed are run (a plain audit of the training sample needs 3 of the 4);
-    otherwise ``model.embed`` computes everything.
-    """
-    fine = all(hasattr(model, a) for a in ("encode", "predict_with", "predictor_input"))
-    if not fine:
-        emb = model.embed(before, after, actions, loops=loops)
-        return {"online_before": emb.online_before, "online_after": emb.online_after,
-                "target_before": emb.target_before, "target_after": emb.target_after, "pred": emb.pred,
-                "predictor_input": getattr(emb, "predictor_input", None),
-                "loops_before": _loop_list(getattr(emb, "online_loops_before", None)) if loops else None,
-                "loops_after": _loop_list(getattr(emb, "online_loops_after", None)) if loops else None}
-    from wmkit.components import ActionInputs
-
-    online_before = model.encode(before)
-    state = model.predictor_input(online_before)
-    target_before = model.encode(before, target=True).z if "target_before" in parts or \
-        getattr(model, "starts_from_target", False) else None
-    inputs = ActionInputs(vector=actions, before=before, after=after)
-    out = {"online_before": online_before.z, "predictor_input": state,
-           "pred": model.predict_with(state, inputs, base=target_before),
-           "target_after": model.encode(after, target=True).z, "target_before": target_before,
-           "online_after": None, "loops_before": None, "loops_after": None}
-    if "online_after" in parts or loops:
-        online_after = model.encode(after)
-        out["online_after"] = online_after.z
-        if loops:
-            out["loops_before"], out["loops_after"] = list(online_before.loops), list(online_after.loops)
-    return out
-
-
 def encode(model, data, rows: np.ndarray, *, loops: bool, parts: frozenset = ALL_PARTS, progress=None,
            label: str = "encoding", chunk: int = ENCODE_CHUNK) -> Encoded:
-    """Encode ``rows`` of prepared ``data`` in chunks under ``torch.no_grad()``.
+    """Encode ``rows`` of prepared ``data`` in chunks (:func:`wmkit.encode.encode_transitions`).
 
     ``parts`` names the optional embeddings wanted (:data:`ALL_PARTS`); those not asked for may come
-    back as ``None`` (see :func:`_embed_chunk`). ``loops`` adds the per-loop online readouts.
+    back as ``None``. ``loops`` adds the per-loop online readouts.
     """
-    import torch
+    from wmkit.encode import encode_transitions
 
-    device = next(model.parameters()).device
-    keys = ("online_before", "online_after", "target_before", "target_after", "pred", "predictor_input")
-    acc: dict[str, list] = {k: [] for k in keys}
-    lb: list[list] | None = None
-    la: list[list] | None = None
     task = progress.add_task(label, total=len(rows)) if progress is not None else None
     t0 = time.perf_counter()
-    model.eval()
-    with torch.no_grad():
-        for start in range(0, len(rows), chunk):
-            r = rows[start:start + chunk]
-            before = torch.from_numpy(np.asarray(data.before[r])).long().to(device)
-            after = torch.from_numpy(np.asarray(data.after[r])).long().to(device)
-            actions = torch.from_numpy(np.asarray(data.actions[r], dtype=np.float32)).to(device)
-            emb = _embed_chunk(model, before, after, actions, loops=loops, parts=frozenset(parts))
-            if emb["predictor_input"] is None:
-                emb["predictor_input"] = emb["online_before"]
-            for key in keys:
-                acc[key].append(None if emb[key] is None else _np(emb[key]))
-            if loops and emb["loops_before"] and emb["loops_after"]:
-                if lb is None:
-                    lb, la = [[] for _ in emb["loops_before"]], [[] for _ in emb["loops_after"]]
-                for i, t in enumerate(emb["loops_before"]):
-                    lb[i].append(_np(t))
-                for i, t in enumerate(emb["loops_after"]):
-                    la[i].append(_np(t))
-            if task is not None:
-                progress.advance(task, len(r))
-    seconds = time.perf_counter() - t0
-    cat = {k: (None if not v or any(x is None for x in v) else np.concatenate(v)) for k, v in acc.items()}
-    return Encoded(rows=np.asarray(rows), **cat,
-                   loops_before=[np.concatenate(x) for x in lb] if lb else None,
-                   loops_after=[np.concatenate(x) for x in la] if la else None, seconds=seconds)
+    out = encode_transitions(model, _Rows(data.before, rows), _Rows(data.after, rows),
+                             _Rows(data.actions, rows, np.float32), parts=parts, loops=loops, chunk=chunk,
+                             progress=None if task is None else (lambda n: progress.advance(task, n)))
+    return Encoded(rows=np.asarray(rows), seconds=time.perf_counter() - t0, **out)
+
+
+class _Rows:
+    """Rows ``rows`` of an array-like (a memory map), read one slice at a time."""
+
+    def __init__(self, array, rows: np.ndarray, dtype=None):
+        self.array, self.rows, self.dtype = array, np.asarray(rows), dtype
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def __getitem__(self, s: slice) -> np.ndarray:
+        return np.asarray(self.array[self.rows[s]], dtype=self.dtype)
 
 
 def predict_with_actions(model, z_state: np.ndarray, data, action_rows: np.ndarray,
@@ -242,37 +170,17 @@ def predict_with_actions(model, z_state: np.ndarray, data, action_rows: np.ndarr
     """Predictions from ``z_state`` with the actions of prepared ``data`` rows ``action_rows`` (the
     action vector and, for action encoders that read the edit, those rows' states), in chunks
     without gradients. ``base`` is target(before) of the predicted rows, for models that start from it."""
-    import torch
+    from wmkit.encode import predict_from
 
-    from wmkit.components import ActionInputs
-
-    device = next(model.parameters()).device
-    out = []
-    with torch.no_grad():
-        for start in range(0, len(z_state), chunk):
-            r = action_rows[start:start + chunk]
-            z = torch.from_numpy(np.ascontiguousarray(z_state[start:start + chunk])).to(device)
-            inputs = ActionInputs(vector=torch.from_numpy(np.asarray(data.actions[r], dtype=np.float32)),
-                                  before=torch.from_numpy(np.asarray(data.before[r])).long(),
-                                  after=torch.from_numpy(np.asarray(data.after[r])).long()).to(device)
-            b = None if base is None else torch.from_numpy(np.ascontiguousarray(base[start:start + chunk])).to(device)
-            out.append(_np(model.predict_with(z, inputs, base=b)))
-    return np.concatenate(out)
+    return predict_from(model, z_state, _Rows(data.actions, action_rows, np.float32), _Rows(data.before, action_rows),
+                        _Rows(data.after, action_rows), base=base, chunk=chunk)
 
 
 def encode_targets(model, data, rows: np.ndarray, *, after_only: bool = True, chunk: int = ENCODE_CHUNK) -> np.ndarray:
     """The target encoder's readout of the after states of ``rows`` (``after_only=False``: before states)."""
-    import torch
+    from wmkit.encode import encode_states
 
-    device = next(model.parameters()).device
-    side = data.after if after_only else data.before
-    out = []
-    model.eval()
-    with torch.no_grad():
-        for start in range(0, len(rows), chunk):
-            tokens = torch.from_numpy(np.asarray(side[rows[start:start + chunk]])).long().to(device)
-            out.append(_np(model.encode(tokens, target=True).z))
-    return np.concatenate(out)
+    return encode_states(model, _Rows(data.after if after_only else data.before, rows), target=True, chunk=chunk)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -659,7 +567,7 @@ def audit_model(model, domain, prepared, *, full_val: bool = False, val_size: in
     }
     warnings: list[dict] = list(notes) + data_warnings(getattr(prepared, "meta", None) or {}, domain.name)
 
-    with _progress(progress, console) as bar:
+    with task_bar(progress, console) as bar:
         enc = encode(model, prepared, val_rows, loops=geometry, progress=bar, label=f"validation ({n})",
                      parts=ALL_PARTS if geometry else frozenset({"target_before"}))
         enc_train = (encode(model, prepared, train_rows, loops=False, parts=frozenset({"target_before"}),
@@ -795,7 +703,7 @@ def _geometry(model, prepared, domain, enc: Encoded, train_idx: np.ndarray, prog
     traj_deltas = traj_ids = None
     encode_s = 0.0
     if traj_rows.size:
-        with _progress(progress, console) as bar:
+        with task_bar(progress, console) as bar:
             t = encode(model, prepared, traj_rows, loops=False, parts=frozenset({"online_after"}), progress=bar,
                        label=f"trajectories ({traj_rows.size})")
         traj_deltas = t.online_after - t.online_before

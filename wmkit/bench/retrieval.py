@@ -50,16 +50,14 @@ import numpy as np
 
 from wmkit import __version__
 from wmkit.bench.baselines import ALWAYS_RUN, EditEmbedder, EditPairs, LatencyItem
+from wmkit.encode import EDIT_EMBEDDINGS as EMBEDDINGS
+from wmkit.encode import edit_embedding, edit_of, edit_parameter_count
 from wmkit.errors import CheckpointError, DataError, RecipeError, WmkitError, reports_errors
+from wmkit.progress import task_bar
 
 RESULT_FORMAT = "wmkit-retrieval/1"
 #: the four relevance criteria of reference §6, in table order
 CRITERIA = ("by_edit_type", "by_joint", "cos@0.9", "cos@0.95")
-#: edit-embedding forms of the wmkit model
-EMBEDDINGS = {
-    "target_online": "target(after) − online(before)",
-    "online_online": "online(after) − online(before)",
-}
 ACTION_CHOICES = ("15d", "7d", "native")
 MIN_QUERIES = 10
 #: the gallery must fill a top-10 list
@@ -185,18 +183,9 @@ def rank_gallery(query_vecs: np.ndarray, gallery_vecs: np.ndarray, depth: int = 
 
     Slots beyond the gallery size are −1.
     """
-    import faiss
+    from wmkit.search import nearest
 
-    from wmkit.metrics import l2_normalize
-
-    q = np.ascontiguousarray(l2_normalize(query_vecs), dtype=np.float32)
-    g = np.ascontiguousarray(l2_normalize(gallery_vecs), dtype=np.float32)
-    if q.shape[1] != g.shape[1]:
-        raise ValueError(f"query dim {q.shape[1]} != gallery dim {g.shape[1]}")
-    index = faiss.IndexFlatIP(g.shape[1])
-    index.add(g)
-    _, found = index.search(q, min(depth, g.shape[0]))
-    found = found.astype(np.int64)
+    _, found = nearest(query_vecs, gallery_vecs, depth)
     if found.shape[1] < depth:
         found = np.hstack([found, -np.ones((found.shape[0], depth - found.shape[1]), dtype=np.int64)])
     return found
@@ -265,33 +254,15 @@ class WmkitEmbedder(EditEmbedder):
         self.max_tokens = int(sequence_length)
         self.chunk = chunk
 
-    def _encode(self, tokens, target: bool):
-        if hasattr(self.model, "encode"):
-            return self.model.encode(tokens, target=target).z
-        return (self.model.target if target else self.model.encoder)(tokens).z
-
     def _edit(self, before, after):
-        z_before = self._encode(before, target=False)
-        z_after = self._encode(after, target=self.embedding == "target_online")
-        return z_after.float() - z_before.float()
+        return edit_of(self.model, before, after, self.embedding)
 
     def parameter_count(self) -> int:
-        modules = [self.model.encoder] + ([self.model.target] if self.embedding == "target_online" else [])
-        return int(sum(p.numel() for m in modules for p in m.parameters()))
+        return edit_parameter_count(self.model, self.embedding)
 
     def embed(self, pairs: EditPairs, *, progress=None) -> np.ndarray:
-        import torch
-
-        device = next(self.model.parameters()).device
-        out = []
-        with torch.inference_mode():
-            for start in range(0, len(pairs), self.chunk):
-                before = torch.from_numpy(np.asarray(pairs.before_tokens[start:start + self.chunk])).long().to(device)
-                after = torch.from_numpy(np.asarray(pairs.after_tokens[start:start + self.chunk])).long().to(device)
-                out.append(self._edit(before, after).cpu().numpy())
-                if progress:
-                    progress(before.shape[0])
-        return np.concatenate(out).astype(np.float32)
+        return edit_embedding(self.model, pairs.before_tokens, pairs.after_tokens, embedding=self.embedding,
+                              chunk=self.chunk, progress=progress or None)
 
     def identical_inputs(self, pairs: EditPairs) -> np.ndarray:
         return np.all(np.asarray(pairs.before_tokens) == np.asarray(pairs.after_tokens), axis=1)
@@ -403,14 +374,6 @@ def speed_ratios(models: Mapping[str, dict], reference: str = "wmkit") -> list[d
 # ---------------------------------------------------------------------------------------------
 # the benchmark
 # ---------------------------------------------------------------------------------------------
-
-
-def _progress_bar(enabled: bool, console=None):
-    from rich.console import Console
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
-    return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                    console=console or Console(stderr=True), transient=True, disable=not enabled)
 
 
 def _recorded_data(run_dir: Path | None) -> dict | None:
@@ -558,7 +521,7 @@ def run_retrieval_bench(checkpoint: str | Path, *, queries: int = 1000, gallery:
 
     latency_pairs: EditPairs | None = None
     loaded = None if latency_only else _load_data(lc, data, host, progress)  # before any live display
-    with _progress_bar(progress, console) as bar:
+    with task_bar(progress, console) as bar:
         if loaded is not None:
             latency_pairs = _retrieval(result, lc, loaded, embedders, queries=queries, gallery=gallery,
                                        actions=actions, seed=seed, latency_queries=latency_queries, bar=bar,

@@ -183,3 +183,20 @@ def test_bad_input_is_one_line_and_overwrites_nothing(wmkit_cli, models, repo, t
     (index / "index.json").write_text(json.dumps({**meta, "domain": "kernel"}))
     one_line_error(wmkit_cli("search", str(index), "--commit", shas["edit"]), "'kernel'", "'code'")
     one_line_error(wmkit_cli("search", str(tmp_path), "--commit", shas["edit"]), "not an edit index")
+
+
+def test_an_export_indexes_like_its_run(wmkit_cli, models, repo, tmp_path):
+    path, shas = repo
+    out = tmp_path / "export"
+    result = wmkit_cli("export", str(models[0]), str(out), "--no-audit")
+    assert result.exit_code == 0, result.output
+    for name, model in (("from_run", models[0]), ("from_export", out)):
+        result = wmkit_cli("index", f"git:{path}", "--model", str(model), "--out", str(tmp_path / name),
+                           "--no-progress")
+        assert result.exit_code == 0, result.output
+    run_meta, export_meta = (json.loads((tmp_path / n / "index.json").read_text()) for n in ("from_run", "from_export"))
+    # the same weights: the export's index is the run's, and a query against one is valid for the other
+    assert export_meta["model"]["identity"] == run_meta["model"]["identity"]
+    assert (tmp_path / "from_run" / "rows.json").read_text() == (tmp_path / "from_export" / "rows.json").read_text()
+    result = wmkit_cli("search", str(tmp_path / "from_export"), "--commit", shas["edit"][:12], "-k", "1", "--json")
+    assert result.exit_code == 0, result.output

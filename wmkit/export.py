@@ -363,8 +363,11 @@ def model_card(config: dict, audit: dict | None) -> str:
                   ""]
     components = config.get("components") or {}
     if components:
+        # a many-valued kind (loggers) records a list of components
+        chosen = [(kind, c) for kind, value in components.items()
+                  for c in (value if isinstance(value, list) else [value])]
         lines.append("Components: " + ", ".join(f"{kind} `{c.get('name')}` ({c.get('plugin')} {c.get('version') or ''})".rstrip()
-                                               for kind, c in components.items()) + ".")
+                                               for kind, c in chosen) + ".")
         lines.append("")
     holdout = data_cfg.get("holdout_repos") or []
     lines += ["## Training", "",

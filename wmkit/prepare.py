@@ -51,6 +51,7 @@ import json
 import multiprocessing
 import os
 import shutil
+import sys
 import time
 import uuid
 from collections import Counter, deque

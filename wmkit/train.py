@@ -16,7 +16,6 @@ import os
 import random
 import subprocess
 import sys
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 

@@ -392,12 +392,20 @@ BEATEN_BASELINES = {"knn_at_1": 0.02, "copy_knn_at_k": {"1": 0.01}, "beats_copy"
 def test_verdict_no_better_than_copy_or_linear_and_unverified_without_baselines():
     assert verdict.judge(base_result())["verdict"] == "healthy"
     out = verdict.judge(base_result(copy_knn_at_k={"1": 0.03}))
-    assert out["verdict"] == "no better than copy" and "KNN@1 0.0200 < copy's 0.0300" in out["reasons"][0]
+    assert out["verdict"] == "no better than copy" and "KNN@1 0.0200 <= copy's 0.0300" in out["reasons"][0]
     out = verdict.judge(base_result(beats_copy={"rate": 0.49}))
     assert out["verdict"] == "no better than copy" and "49.0% of pairs" in out["reasons"][0]
     assert verdict.judge(base_result(beats_copy={"rate": 0.5}))["verdict"] == "healthy"
     out = verdict.judge(base_result(linear_edit_knn_at_k={"1": 0.021}))
     assert out["verdict"] == "no better than a linear model of the edit"
+    # a tie is not a win, against copy or the linear model
+    assert verdict.judge(base_result(copy_knn_at_k={"1": 0.02}))["verdict"] == "no better than copy"
+    out = verdict.judge(base_result(linear_edit_knn_at_k={"1": 0.02}))
+    assert out["verdict"] == "no better than a linear model of the edit" and "<= the linear" in out["reasons"][0]
+    # closer than the linear model on fewer than half the pairs: no better, whatever KNN@1 says
+    out = verdict.judge(base_result(linear_edit={"model_closer_rate": 0.187}))
+    assert out["verdict"] == "no better than a linear model of the edit" and "18.7% of pairs" in out["reasons"][0]
+    assert verdict.judge(base_result(linear_edit={"model_closer_rate": 0.5}))["verdict"] == "healthy"
     # both fire: copy is the headline, linear is listed too, each with its numbers
     out = verdict.judge(base_result(copy_knn_at_k={"1": 0.5}, linear_edit_knn_at_k={"1": 0.9}))
     assert out["verdicts"][:2] == ["no better than copy", "no better than a linear model of the edit"]

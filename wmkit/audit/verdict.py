@@ -113,15 +113,23 @@ def judge(result: dict) -> dict:
     copy1 = (result.get("copy_knn_at_k") or {}).get("1")
     beats = (result.get("beats_copy") or {}).get("rate")
     copy_reasons = []
-    if _finite(knn1) and _finite(copy1) and knn1 < copy1:
-        copy_reasons.append(f"KNN@1 {knn1:.4f} < copy's {copy1:.4f}")
+    # a tie is not a win: healthy is said only of a model that beats the baselines
+    if _finite(knn1) and _finite(copy1) and knn1 <= copy1:
+        copy_reasons.append(f"KNN@1 {knn1:.4f} <= copy's {copy1:.4f}")
     if _finite(beats) and beats < BEATS_COPY_MIN_RATE:
         copy_reasons.append(f"closer to target(after) than copy on {beats:.1%} of pairs < {BEATS_COPY_MIN_RATE:.0%}")
     if copy_reasons:
         fired[NO_BETTER_THAN_COPY] = "; ".join(copy_reasons)
     linear1 = (result.get("linear_edit_knn_at_k") or {}).get("1")
-    if _finite(knn1) and _finite(linear1) and knn1 < linear1:
-        fired[NO_BETTER_THAN_LINEAR] = f"KNN@1 {knn1:.4f} < the linear edit model's {linear1:.4f}"
+    closer = (result.get("linear_edit") or {}).get("model_closer_rate")
+    linear_reasons = []
+    if _finite(knn1) and _finite(linear1) and knn1 <= linear1:
+        linear_reasons.append(f"KNN@1 {knn1:.4f} <= the linear edit model's {linear1:.4f}")
+    if _finite(closer) and closer < BEATS_COPY_MIN_RATE:
+        linear_reasons.append(f"closer to target(after) than the linear edit model on {closer:.1%} of pairs "
+                              f"< {BEATS_COPY_MIN_RATE:.0%}")
+    if linear_reasons:
+        fired[NO_BETTER_THAN_LINEAR] = "; ".join(linear_reasons)
 
     knn5, rnd5 = result.get("knn_at_5"), result.get("random_knn_at_5")
     if _finite(knn5) and _finite(rnd5) and rnd5 < 1.0 and knn5 < NOT_DISCRIMINATIVE_OVER_RANDOM * rnd5:

@@ -7,26 +7,15 @@ from pathlib import Path
 
 import pytest
 
-FIXTURES = Path(__file__).parent / "fixtures" / "wmkit_toy"
-TINY = ["model.dim=32", "model.heads=2", "optim.batch_size=16", "eval.probe_size=16", "data.max_len=16",
-        "train.eval_every=3", "train.save_every=3", "train.threads=1", "train.steps=6"]
+from test_train import toy_host  # noqa: F401  (fixture)
+from test_train import toy_recipe as train_toy_recipe
 
-
-@pytest.fixture
-def toy_host(wmkit_host, monkeypatch):
-    monkeypatch.syspath_prepend(str(FIXTURES))
-    import wmkit_toy.plugin
-
-    record = wmkit_host.register_plugin(wmkit_toy.plugin, "toy", distribution="wmkit-toy", version="0.1.0")
-    assert record.status == "ok", record.error
-    yield wmkit_host
-    wmkit_host.pm.unregister(name="toy")
+#: the training tests' tiny toy run, 6 steps with a checkpoint every 3
+LOGGER_RUN = ["train.save_every=3", "train.steps=6"]
 
 
 def toy_recipe(host, *extra):
-    from wmkit.recipe import load_recipe
-
-    return load_recipe(None, domain="toy", overrides=[*TINY, *extra], host=host, environ={})
+    return train_toy_recipe(host, *LOGGER_RUN, *extra)
 
 
 def jsonl_rows(run_dir: Path) -> list[dict]:

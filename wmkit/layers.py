@@ -16,6 +16,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from wmkit.cpu_dropout import Dropout, attention_with_dropout
+
 #: standard deviation of the learnable CLS token and pooling query (reference §3)
 LEARNED_VECTOR_STD = 0.02
 
@@ -42,8 +44,10 @@ class SelfAttention(nn.Module):
         qkv = F.linear(x, self.in_proj_weight, self.in_proj_bias).view(b, s, 3, self.heads, d // self.heads)
         q, k, v = qkv.permute(2, 0, 3, 1, 4)
         keep = None if padding_mask is None else (~padding_mask)[:, None, None, :]
-        out = F.scaled_dot_product_attention(q, k, v, attn_mask=keep,
-                                             dropout_p=self.dropout if self.training else 0.0)
+        if self.training and self.dropout > 0:
+            out = attention_with_dropout(q, k, v, keep, self.dropout)  # SDPA's CPU dropout path is slow
+        else:
+            out = F.scaled_dot_product_attention(q, k, v, attn_mask=keep)
         return self.out_proj(out.transpose(1, 2).reshape(b, s, d))
 
 
@@ -59,17 +63,17 @@ class PreLNBlock(nn.Module):
                  attention_dropout: float | None = None):
         super().__init__()
         self.norm1 = nn.LayerNorm(dim)
-        # attention-weight dropout forces CPU attention onto its materialising path: at (128, 512)
-        # it costs ~3x time and ~3x memory (docs/recipes.md); None means "same as dropout"
+        # None means "same as dropout"; on the CPU attention-weight dropout runs through
+        # wmkit.cpu_dropout (SDPA's own dropout path materialises every probability tensor)
         self.attn = SelfAttention(dim, heads, dropout=dropout if attention_dropout is None else attention_dropout)
         self.norm2 = nn.LayerNorm(dim)
         hidden = dim * mlp_ratio
         self.mlp = nn.Sequential(
             nn.Linear(dim, hidden),
             nn.GELU(),
-            nn.Dropout(dropout),
+            Dropout(dropout),
             nn.Linear(hidden, dim),
-            nn.Dropout(dropout),
+            Dropout(dropout),
         )
 
     def forward(self, x: torch.Tensor, padding_mask: torch.Tensor | None = None) -> torch.Tensor:

@@ -8,6 +8,7 @@ import torch
 from torch import nn
 
 from wmkit.components import Encoder, EncoderOutput
+from wmkit.cpu_dropout import Dropout
 from wmkit.errors import DataError
 from wmkit.layers import LEARNED_VECTOR_STD, AttentionPool, PreLNBlock, sinusoidal_positions
 from wmkit_encoders.plugin import LOOPED_TRANSFORMER_OPTIONS
@@ -51,7 +52,7 @@ class LoopedTransformerEncoder(Encoder):
         self.embedding = nn.Embedding(vocab_size, dim)
         self.cls = nn.Parameter(torch.randn(1, 1, dim) * LEARNED_VECTOR_STD)
         self.register_buffer("positions", sinusoidal_positions(max_len + 1, dim), persistent=False)
-        self.dropout = nn.Dropout(dropout)
+        self.dropout = Dropout(dropout)
         self.block = PreLNBlock(dim, heads, int(opts.get("mlp_ratio", 4)), dropout,
                                 attention_dropout=None if opts["attention_dropout"] < 0 else float(opts["attention_dropout"]))
         self.attn_pool = AttentionPool(dim) if self.pool == "attn" else None

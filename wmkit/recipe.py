@@ -116,7 +116,7 @@ CORE_SCHEMA: dict = {
         "save_every": Field(int, 500, "steps between checkpoints", minimum=1),
         "keep_checkpoints": Field(int, 0, "keep only the newest N step checkpoints besides best (0 = all)", minimum=0),
         "device": Field(str, "auto", "auto, cpu, cuda, cuda:N"),
-        "precision": Field(str, "auto", "auto (bf16 autocast on CUDA, fp32 on CPU), fp32, bf16",
+        "precision": Field(str, "auto", "auto (bf16 autocast on CUDA, fp32 on CPU), fp32, bf16 (autocast on any device)",
                            choices=("auto", "fp32", "bf16")),
         "threads": Field(int, 0, "torch CPU threads (0 = torch's default)", minimum=0, maximum=4096),
         "select": Field(str, "knn1_over_copy", "the probe criterion that picks the best checkpoint and drives "

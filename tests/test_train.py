@@ -196,3 +196,50 @@ def test_bf16_on_cpu_trains_the_paper_recipe_with_finite_losses(toy_host, tmp_pa
     assert all(math.isfinite(x) for x in runs["bf16"].values())
     assert runs["bf16"][1] != runs["fp32"][1]  # autocast really ran: bf16 rounding changes the loss
     assert abs(runs["bf16"][1] - runs["fp32"][1]) < 0.05 * abs(runs["fp32"][1])  # the same model, rounded
+
+
+def test_target_cache_is_off_by_default_recorded_and_reuses_readouts(toy_host, tmp_path):
+    """``train.target_refresh_every`` defaults to 0 (the target encodes every step) and is recorded in
+    config.json; on, a row's cached target readouts are the target encoder's output, reused until K
+    steps old, and a run with it trains to finite losses close to the run without it."""
+    import math
+
+    import numpy as np
+    import torch
+
+    from wmkit.target_cache import TargetCache
+    from wmkit.train import train
+
+    train(toy_recipe(toy_host, "train.steps=6"), out=tmp_path / "off", host=toy_host, live=False)
+    assert json.loads((tmp_path / "off" / "config.json").read_text())["recipe"]["train"]["target_refresh_every"] == 0
+    train(toy_recipe(toy_host, "train.steps=6", "train.target_refresh_every=4"), out=tmp_path / "on",
+          host=toy_host, live=False)
+    assert json.loads((tmp_path / "on" / "config.json").read_text())["recipe"]["train"]["target_refresh_every"] == 4
+    off, on = losses(tmp_path / "off"), losses(tmp_path / "on")
+    assert all(math.isfinite(x) for x in on.values())
+    assert on[1] == off[1]  # step 1: every row is fresh, so the same readouts as an uncached step
+    assert all(abs(on[s] - off[s]) < 0.05 * abs(off[s]) for s in off)
+
+    class Target(torch.nn.Module):  # counts what it encodes; z = the token sum, a checkable readout
+        def __init__(self):
+            super().__init__()
+            self.seen = 0
+
+        def encode(self, tokens, target=False):
+            assert target
+            self.seen += len(tokens)
+            return type("Out", (), {"z": tokens.float().sum(1, keepdim=True).repeat(1, 3)})()
+
+    model, cache = Target(), TargetCache(10, 3, with_before=True)
+    before = torch.arange(40).view(10, 4)
+    after = before + 100
+    rows = np.array([1, 4, 7])
+    tb, ta = cache.lookup(model, rows, before[rows], after[rows], step=1)
+    assert torch.equal(ta[:, 0], after[rows].float().sum(1)) and torch.equal(tb[:, 0], before[rows].float().sum(1))
+    assert model.seen == 6  # three rows, both sides
+    cache.lookup(model, np.array([4, 7, 9]), before[[4, 7, 9]], after[[4, 7, 9]], step=3)
+    assert model.seen == 8  # only row 9 was new
+    cache.lookup(model, np.array([9]), before[[9]], after[[9]], step=5)
+    assert model.seen == 8  # row 9 is 2 steps old: reused
+    cache.lookup(model, rows, before[rows], after[rows], step=4)
+    assert model.seen == 14  # rows 1, 4 and 7, computed at step 1, are 3 steps old: encoded again

@@ -561,10 +561,12 @@ def bench():
 @click.option("--steps", default=3, show_default=True, help="Timed steps per configuration (best is kept).")
 @click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE",
               help="Recipe override, e.g. --set model.encoder.checkpoint_loops=true.")
+@click.option("--precision", type=click.Choice(["fp32", "bf16"]), default="fp32", show_default=True,
+              help="Train in fp32, or under bf16 autocast (the ceiling is then bf16's).")
 @click.option("--json", "json_path", type=click.Path(path_type=Path), default=None, help="Also write JSON here.")
 @reports_errors
-def bench_speed(recipe_name, configs, steps, overrides, json_path):
-    """Training sequences/s, FLOP/s as a fraction of a measured fp32 matmul ceiling, peak memory."""
+def bench_speed(recipe_name, configs, steps, overrides, precision, json_path):
+    """Training sequences/s, FLOP/s as a fraction of a measured matmul ceiling, peak memory."""
     from rich.table import Table
 
     from wmkit.bench.speed import DEFAULT_CONFIGS, run
@@ -575,9 +577,9 @@ def bench_speed(recipe_name, configs, steps, overrides, json_path):
             parsed = tuple(tuple(int(x) for x in c.lower().split("x")) for c in configs)
         except ValueError:
             raise click.BadParameter("expected BATCHxTOKENS, e.g. 32x128", param_hint="--config") from None
-    results = run(recipe_name, parsed, steps, list(overrides))
+    results = run(recipe_name, parsed, steps, list(overrides), precision=precision)
     extra = f", {' '.join(overrides)}" if overrides else ""
-    table = Table(title=f"training speed: {recipe_name}{extra} (fp32, CPU threads {results[0]['threads']})")
+    table = Table(title=f"training speed: {recipe_name}{extra} ({precision}, CPU threads {results[0]['threads']})")
     for col in ("batch x tokens", "sequences/s", "step s", "GFLOP/step", "GFLOP/s", "matmul ceiling GFLOP/s",
                 "fraction of ceiling", "peak RSS GB"):
         table.add_column(col, justify="right")
@@ -589,6 +591,103 @@ def bench_speed(recipe_name, configs, steps, overrides, json_path):
     _console().print(table)
     if json_path:
         json_path.write_text(json.dumps(results, indent=2))
+
+
+@bench.command("all")
+@click.option("--skip", multiple=True, type=click.Choice(["train", "bf16", "prepare", "audit", "latency"]),
+              help="Leave a section out (repeatable).")
+@click.option("--bf16/--no-bf16", "bf16", default=None,
+              help="Time bf16 training even where the bf16 ceiling is below fp32's (default: only where faster).")
+@click.option("--steps", default=2, show_default=True, help="Timed training steps per configuration (best is kept).")
+@click.option("--json", "json_path", type=click.Path(path_type=Path), default=None, help="Also write JSON here.")
+@reports_errors
+def bench_all(skip, bf16, steps, json_path):
+    """Every speed figure in one run (ceilings, training, prep, audit, latency), each beside its goal."""
+    import dataclasses
+
+    from rich.table import Table
+
+    from wmkit.bench.suite import run_suite
+
+    console = _console()
+    figures = run_suite(skip=tuple(skip), bf16=bf16, steps=steps,
+                        on_figure=lambda f: console.print(f"{f.section}: {f.name}: {f.value} [{f.verdict}]",
+                                                          markup=False, highlight=False))
+    table = Table(title="wmkit bench all (one run, this machine)")
+    for col in ("section", "figure", "value", "goal", "verdict", "note"):
+        table.add_column(col)
+    for f in figures:
+        table.add_row(f.section, f.name, f.value, f.goal, f.verdict, f.note)
+    if not console.is_terminal:
+        console.width = max(console.width, 200)
+    console.print(table)
+    if json_path:
+        json_path.write_text(json.dumps([dataclasses.asdict(f) | {"verdict": f.verdict} for f in figures], indent=2))
+
+
+@bench.command("prepare")
+@click.option("--data", type=click.Path(path_type=Path), default=None,
+              help="Folder with train.jsonl.zst and val.jsonl.zst (default: ../shared/data/commits-py).")
+@click.option("--max-len", default=512, show_default=True)
+@click.option("--window", type=click.Choice(["head", "edit"]), default="head", show_default=True)
+@click.option("--workers", type=int, default=None, help="Tokenizing processes (default: all CPUs).")
+@click.option("--limit", default=0, show_default=True, help="Stop after this many kept rows (0 = all).")
+@reports_errors
+def bench_prepare(data, max_len, window, workers, limit):
+    """Data preparation of the shared commits, cold and warm, beside the goals."""
+    from wmkit.bench.prepare import COLD_GOAL_S, SHARED_COMMITS, WARM_GOAL_S, time_prepare
+
+    r = time_prepare(data or SHARED_COMMITS, max_len=max_len, window=window, workers=workers, limit=limit,
+                     progress=sys.stderr.isatty())
+    ok = lambda passed: "pass" if passed else "FAIL"  # noqa: E731
+    click.echo(f"cpus {r['cpus']}  workers {r['workers']}  max_len {max_len}  window {window}")
+    click.echo(f"cold: {r['cold_s']:.1f} s ({r['rows_read'] / r['cold_s']:.0f} rows read/s)  goal <= {COLD_GOAL_S:.0f} s: "
+               f"{ok(r['cold_s'] <= COLD_GOAL_S)}")
+    click.echo(f"cold CPU time (this process + workers): {r['cold_cpu_s']:.1f} s; load average now {r['load_average']:.1f}")
+    click.echo(f"warm: {r['warm_s']:.2f} s  goal <= {WARM_GOAL_S:.0f} s: {ok(r['warm_s'] <= WARM_GOAL_S)}")
+    click.echo(f"rows read {r['rows_read']}, kept {r['kept']} (train {r['train']}, val {r['val']})")
+    click.echo("dropped: " + (", ".join(f"{k} {v}" for k, v in r["dropped"].items()) or "none"))
+
+
+@bench.command("audit")
+@click.argument("checkpoint", required=False)
+@click.option("--n", "n", default=5000, show_default=True, help="Validation pairs (random model only).")
+@click.option("--len", "length", default=512, show_default=True, help="Tokens per side (random model only).")
+@click.option("--geometry", is_flag=True, help="Include the geometry probes.")
+@click.option("--json", "json_path", type=click.Path(path_type=Path), default=None, help="Also write JSON here.")
+@reports_errors
+def bench_audit(checkpoint, n, length, geometry, json_path):
+    """How long a full audit takes and where the time goes (a random paper model, or CHECKPOINT)."""
+    from wmkit.bench.audit import AUDIT_GOAL_S, PHASES, time_audit
+
+    r = time_audit(checkpoint, n=n, length=length, geometry=geometry, progress=sys.stderr.isatty())
+    t = r["timing"]
+    click.echo(r["what"])
+    click.echo(f"torch threads {r['threads']}; gallery N={r['gallery_size']}; pairs encoded {t['encoded_pairs']}")
+    verdict = "pass" if t["total_s"] <= AUDIT_GOAL_S else "FAIL"
+    click.echo(f"total audit time: {t['total_s']:.1f} s  (goal at N=5000, 512 tokens: <= {AUDIT_GOAL_S:.0f} s: {verdict})")
+    for key, label in PHASES:
+        click.echo(f"  {label:<34} {t[key]:7.2f} s  {100 * t[key] / t['total_s']:5.1f}%")
+    if json_path:
+        json_path.write_text(json.dumps(r, indent=2))
+
+
+@bench.command("latency")
+@click.option("--reps", default=20, show_default=True, help="Timed rounds (one input per model each).")
+@click.option("--len", "length", default=512, show_default=True, help="Tokens per side.")
+@reports_errors
+def bench_latency(reps, length):
+    """Batch-1 edit-embedding latency against the RoBERTa-base and MiniLM shapes, beside the FLOP limits."""
+    from wmkit.bench.latency import LIMIT_SHARE_GOAL, time_latency
+
+    r = time_latency(reps=reps, length=length)
+    tok = f"; tokenization {r['tokenize_ms']:.1f} ms (both sides, separately)" if r["tokenize_ms"] is not None else ""
+    click.echo(f"wmkit: {r['wmkit_ms']:.1f} ms per edit ({length} tokens per side, 1 thread, batch 1){tok}")
+    for m in r["models"]:
+        click.echo(f"{m['model']}: {m['ms']:.0f} ms; speed-up {m['speedup']:.1f}x (goal >= {m['goal']:.0f}x: "
+                   f"{'pass' if m['speedup'] >= m['goal'] else 'FAIL'}); FLOP limit {m['flop_limit']:.1f}x, "
+                   f"{m['share_of_limit']:.0%} of it (goal >= {LIMIT_SHARE_GOAL:.0%}: "
+                   f"{'pass' if m['share_of_limit'] >= LIMIT_SHARE_GOAL else 'FAIL'})")
 
 
 from wmkit.bench.retrieval import add_retrieval_command  # noqa: E402  (imports no torch)

@@ -18,7 +18,9 @@ On any other device the stock operators are used: they are fast there.
 
 from __future__ import annotations
 
+import contextlib
 import math
+import threading
 
 import torch
 import torch.nn.functional as F
@@ -26,6 +28,20 @@ from torch import nn
 
 #: bytes of one ``[b, H, S, S]`` float32 chunk the attention works on at a time
 CHUNK_BYTES = 64 * 2**20
+
+_stock = threading.local()
+
+
+@contextlib.contextmanager
+def stock_attention():
+    """Within the block :func:`attention_with_dropout` is ``F.scaled_dot_product_attention``: a FLOP
+    counter then sees the standard algorithm's matmuls, not this module's backward recomputation."""
+    previous = getattr(_stock, "on", False)
+    _stock.on = True
+    try:
+        yield
+    finally:
+        _stock.on = previous
 
 
 def _drop_mask(shape, p: float, device: torch.device | str = "cpu", out: torch.Tensor | None = None) -> torch.Tensor:
@@ -132,7 +148,7 @@ def attention_with_dropout(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, ke
     (tests). Equal to ``F.scaled_dot_product_attention(q, k, v, attn_mask=keep_keys, dropout_p=p)``
     in distribution; on a non-CPU device it is that call.
     """
-    if q.device.type != "cpu":
+    if q.device.type != "cpu" or getattr(_stock, "on", False):
         return F.scaled_dot_product_attention(q, k, v, attn_mask=keep_keys, dropout_p=p)
     bias = None
     if keep_keys is not None:

@@ -204,8 +204,18 @@ class WorldModel(nn.Module):
         return base.to(out.dtype) + self.residual_gain.to(out.dtype) * out
 
     # -- training objective ------------------------------------------------------------------------
-    def forward(self, before: torch.Tensor, after: torch.Tensor, actions: torch.Tensor) -> dict[str, torch.Tensor]:
+    @property
+    def reads_target_before(self) -> bool:
+        """Whether the objective reads target(before) besides target(after) (delta forms, target-space starts)."""
+        return self.settings.pred_form in DELTA_FORMS or self.starts_from_target
+
+    def forward(self, before: torch.Tensor, after: torch.Tensor, actions: torch.Tensor, *,
+                targets: tuple[torch.Tensor | None, torch.Tensor] | None = None) -> dict[str, torch.Tensor]:
         """Training losses for token ids ``before``/``after`` ``[B, L]`` and actions ``[B, A]``.
+
+        ``targets``: precomputed ``(target(before) or None, target(after))`` readouts (float32, no
+        gradient) to use instead of running the target encoder (:mod:`wmkit.target_cache`);
+        target(before) is required when :attr:`reads_target_before`.
 
         Returns ``"loss"`` (the weighted total, with gradient) and the unweighted, detached terms:
         ``pred``, ``dir``, ``mag``, ``cov``, ``reg`` (+ ``reg_<term>``), ``aux`` (the sum over
@@ -229,12 +239,17 @@ class WorldModel(nn.Module):
         s = self.settings
         encoded_before, encoded_after = self._encode_pair(self.encoder, before, after)
         # displacements are measured from target(before) for the delta forms and target-space starts
-        from_target = s.pred_form in DELTA_FORMS or self.starts_from_target
-        with torch.no_grad():
-            if from_target:
-                target_before, target_after = (e.z.float() for e in self._encode_pair(self.target, before, after))
-            else:
-                target_before, target_after = None, self.target(after).z.float()
+        from_target = self.reads_target_before
+        if targets is not None:
+            target_before, target_after = targets
+            if from_target and target_before is None:
+                raise WmkitError("this objective reads target(before): pass targets=(target_before, target_after)")
+        else:
+            with torch.no_grad():
+                if from_target:
+                    target_before, target_after = (e.z.float() for e in self._encode_pair(self.target, before, after))
+                else:
+                    target_before, target_after = None, self.target(after).z.float()
         action_embedding = self.action_encoder(ActionInputs(vector=actions.float(), before=before, after=after))
         z_t = self.predictor_input(encoded_before).detach()
         pred = self._predict(z_t, action_embedding, target_before).float()

@@ -125,6 +125,9 @@ CORE_SCHEMA: dict = {
                         choices=("knn1_over_copy", "knn_at_1", "knn_at_5", "beats_copy")),
         "patience": Field(int, 0, "stop after this many probes in a row without a new best train.select value "
                           "(0 = never stop early)", minimum=0, maximum=1 << 20),
+        "target_refresh_every": Field(int, 0, "reuse each training row's EMA-target readouts for up to this many "
+                                      "steps instead of encoding them every step (0 = off, the paper: every step); "
+                                      "a resumed run restarts the cache", minimum=0, maximum=1 << 30),
     },
     "eval": {
         "probe_size": Field(int, 1024, "validation pairs in the fixed probe gallery that train.select is measured "

@@ -29,6 +29,7 @@ from wmkit.errors import CheckpointError, RecipeError, RunError, WmkitError
 from wmkit.evaluation import criterion_value, probe_validation
 from wmkit.loggers import LoggerSet, open_loggers
 from wmkit.model import build_initial_world_model
+from wmkit.target_cache import TargetCache
 from wmkit.warm_start import warm_start_action_encoder
 from wmkit.rundir import RunLock, check_target, is_empty_dir, is_run, recover, stage, write_marker
 from wmkit.runtime import check_action_inputs, load_data, pick_device, resolve_source
@@ -306,6 +307,10 @@ def _train(recipe, run_dir: Path, *, resume: bool, force: bool, early_stop: int 
     optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=v["optim"]["lr"],
                                   weight_decay=v["optim"]["weight_decay"])
     sampler = torch.Generator().manual_seed(v["meta"]["seed"])
+    target_cache = None  # off by default: the paper encodes target(after) every step
+    if v["train"]["target_refresh_every"]:
+        target_cache = TargetCache(len(data.before), v["train"]["target_refresh_every"],
+                                   with_before=model.reads_target_before)
     # bf16 autocast on the CPU too when asked (AVX-512 bf16 matmuls run ~2x fp32 here); auto = CUDA only
     use_bf16 = v["train"]["precision"] == "bf16" or (v["train"]["precision"] == "auto" and device.type == "cuda")
 
@@ -437,8 +442,9 @@ def _train(recipe, run_dir: Path, *, resume: bool, force: bool, early_stop: int 
             after = torch.from_numpy(np.asarray(data.after[rows])).long().to(device)
             actions = torch.from_numpy(np.asarray(data.actions[rows])).to(device)
             model.train()
+            targets = None if target_cache is None else target_cache.lookup(model, rows, before, after, step)
             with torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=use_bf16):
-                terms = forward(before, after, actions)
+                terms = forward(before, after, actions, targets=targets)
             loss = terms["loss"]
             logged = distributed.mean_over_ranks(terms)  # the global batch's terms (every rank the same)
             if not torch.isfinite(logged["loss"]):

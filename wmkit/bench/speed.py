@@ -17,11 +17,16 @@ import time
 DEFAULT_CONFIGS = ((32, 128), (128, 512))
 
 
-def matmul_ceiling(n: int = 2048, repeats: int = 5) -> float:
-    """Best fp32 FLOP/s of an n×n matmul on this process's threads (2n³ FLOPs per product)."""
+#: training precisions the benchmark can time
+PRECISIONS = ("fp32", "bf16")
+
+
+def matmul_ceiling(n: int = 2048, repeats: int = 5, precision: str = "fp32") -> float:
+    """Best FLOP/s of an n×n matmul (fp32 or bf16) on this process's threads (2n³ FLOPs per product)."""
     import torch
 
-    a, b = torch.randn(n, n), torch.randn(n, n)
+    dtype = torch.bfloat16 if precision == "bf16" else torch.float32
+    a, b = torch.randn(n, n, dtype=dtype), torch.randn(n, n, dtype=dtype)
     torch.mm(a, b)  # warm-up
     best = float("inf")
     for _ in range(repeats):
@@ -31,9 +36,34 @@ def matmul_ceiling(n: int = 2048, repeats: int = 5) -> float:
     return 2 * n**3 / best
 
 
-def _worker(recipe_name: str, batch: int, tokens: int, steps: int, overrides: list[str]) -> dict:
+def step_flops(model, domain, tokens: int, batch: int, precision: str) -> float:
+    """FLOPs of one training step of ``batch`` sequences by :class:`wmkit.bench.flops.FlopCount`, for
+    the standard algorithm (stock attention, no recomputation).
+
+    Counted on batches of 2 and 4 and extended linearly to ``batch``: every term of the built-in
+    objectives is affine in the batch size, and small batches keep the count's memory small.
+    """
+    import copy
+
     import torch
-    from torch.utils.flop_counter import FlopCounterMode
+
+    from wmkit.bench.flops import FlopCount
+    from wmkit.cpu_dropout import stock_attention
+
+    counted = {}
+    for b in (2, 4):
+        probe = copy.deepcopy(model).train()
+        before = torch.randint(0, domain.vocab.size, (b, tokens))
+        after = torch.randint(0, domain.vocab.size, (b, tokens))
+        with FlopCount() as count, stock_attention(), \
+                torch.autocast("cpu", dtype=torch.bfloat16, enabled=precision == "bf16"):
+            probe(before, after, torch.rand(b, domain.action_dim))["loss"].backward()
+        counted[b] = count.total
+    return counted[2] + (counted[4] - counted[2]) / 2 * (batch - 2)
+
+
+def _worker(recipe_name: str, batch: int, tokens: int, steps: int, precision: str, overrides: list[str]) -> dict:
+    import torch
 
     from wmkit.model import build_world_model
     from wmkit.plugins import get_host
@@ -56,37 +86,38 @@ def _worker(recipe_name: str, batch: int, tokens: int, steps: int, overrides: li
 
     def step():
         model.train()
-        loss = model(before, after, actions)["loss"]
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=precision == "bf16"):
+            loss = model(before, after, actions)["loss"]
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         optimizer.step()
         model.update_target()
 
-    counter = FlopCounterMode(display=False)
-    with counter:
-        step()  # also the warm-up step
-    flops = counter.get_total_flops()
+    step()  # warm-up
     times = []
     for _ in range(steps):
         t0 = time.perf_counter()
         step()
         times.append(time.perf_counter() - t0)
     best = min(times)
-    peak_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    return {"batch": batch, "tokens": tokens, "steps_timed": steps, "step_seconds": best,
+    peak_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # before the FLOP count below
+    flops = step_flops(model, domain, tokens, batch, precision)
+    return {"batch": batch, "tokens": tokens, "precision": precision, "steps_timed": steps, "step_seconds": best,
             "step_seconds_mean": sum(times) / len(times), "sequences_per_s": batch / best,
             "flops_per_step": flops, "flops_per_s": flops / best, "peak_rss_gb": peak_kib / 1024**2,
-            "threads": torch.get_num_threads(), "ceiling_flops_per_s": matmul_ceiling()}
+            "threads": torch.get_num_threads(), "ceiling_flops_per_s": matmul_ceiling(precision=precision)}
 
 
 def run(recipe_name: str = "loops3_auxpred_vicreg", configs=DEFAULT_CONFIGS, steps: int = 3,
-        overrides: list[str] = ()) -> list[dict]:
-    """Run every configuration in its own subprocess; return one result dict per configuration."""
+        overrides: list[str] = (), precision: str = "fp32") -> list[dict]:
+    """Run every configuration in its own subprocess; return one result dict per configuration.
+
+    The ceiling is measured in the same subprocess right after the timed steps, in the same precision."""
     results = []
     for batch, tokens in configs:
         cmd = [sys.executable, "-m", "wmkit.bench.speed", "--worker", recipe_name, str(batch), str(tokens),
-               str(steps), *overrides]
+               str(steps), precision, *overrides]
         out = subprocess.run(cmd, capture_output=True, text=True, env=dict(os.environ))
         if out.returncode != 0:
             raise RuntimeError(f"benchmark worker ({batch}, {tokens}) failed:\n{out.stderr[-2000:]}")
@@ -98,5 +129,5 @@ def run(recipe_name: str = "loops3_auxpred_vicreg", configs=DEFAULT_CONFIGS, ste
 
 if __name__ == "__main__":  # the subprocess side of run()
     if sys.argv[1:2] == ["--worker"]:
-        name, b, t, s, *rest = sys.argv[2:]
-        print(json.dumps(_worker(name, int(b), int(t), int(s), rest)))
+        name, b, t, s, precision, *rest = sys.argv[2:]
+        print(json.dumps(_worker(name, int(b), int(t), int(s), precision, rest)))

@@ -370,7 +370,7 @@ def test_cache_key_holds_the_python_version(tmp_path, monkeypatch):
     import sys
     from collections import namedtuple
 
-    import wmkit.prepare as prepare_module
+    import wmkit.data.cache as cache_module  # where the cache key reads the interpreter's version
     from wmkit.prepare import cache_key
 
     settings = dict(max_len=8, window="head", max_chars=100, min_changed_tokens=0, val_percent=10, limit=0)
@@ -383,6 +383,6 @@ def test_cache_key_holds_the_python_version(tmp_path, monkeypatch):
     version = namedtuple("version_info", "major minor micro releaselevel serial")
     fake_sys = type(sys)("sys")
     fake_sys.version_info = version(sys.version_info.major, sys.version_info.minor + 1, 0, "final", 0)
-    monkeypatch.setattr(prepare_module, "sys", fake_sys)
+    monkeypatch.setattr(cache_module, "sys", fake_sys)
     later = run(tmp_path, source)
     assert later.meta["cache_key"] != now.meta["cache_key"] and later.path != now.path

@@ -23,6 +23,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 from wmkit.bench import baselines as bl  # noqa: E402
 from wmkit.bench import retrieval as rb  # noqa: E402
+from wmkit.bench.retrieval import run as rb_run  # noqa: E402  (where the benchmark looks its helpers up)
 from wmkit.errors import DataError, RecipeError, WmkitError  # noqa: E402
 
 
@@ -436,7 +437,7 @@ def test_end_to_end_queries_come_from_validation_rows_only(code_checkpoint, monk
         calls.append(out)
         return out
 
-    monkeypatch.setattr(rb, "sample_queries_gallery", spy_sample)
+    monkeypatch.setattr(rb_run, "sample_queries_gallery", spy_sample)
     result = rb.run_retrieval_bench(run, queries=10, gallery=15, latency_queries=1, full_length_reps=0,
                                     progress=False)
     prepared = seen["prepared"]
@@ -448,14 +449,9 @@ def test_end_to_end_queries_come_from_validation_rows_only(code_checkpoint, monk
 
 def test_cli_command_writes_json_and_reports_bad_input_in_one_line(code_checkpoint, tmp_path):
     run, _ = code_checkpoint
-    import click
     from click.testing import CliRunner
 
-    @click.group()
-    def bench():
-        pass
-
-    rb.add_retrieval_command(bench)
+    from wmkit.cli import bench
     out = tmp_path / "r.json"
     runner = CliRunner()
     res = runner.invoke(bench, ["retrieval", str(run), "--queries", "10", "--gallery", "20",

@@ -10,6 +10,8 @@ from pathlib import Path
 import click
 
 from wmkit import __version__
+from wmkit.bench.baselines import RANDOM_ARCHS  # the choices of `bench retrieval`; these import no torch
+from wmkit.bench.retrieval import ACTION_CHOICES, DEFAULT_LATENCY_QUERIES, EMBEDDINGS, FULL_LENGTH_REPS
 from wmkit.errors import WmkitError, reports_errors
 
 
@@ -690,9 +692,49 @@ def bench_latency(reps, length):
                    f"{'pass' if m['share_of_limit'] >= LIMIT_SHARE_GOAL else 'FAIL'})")
 
 
-from wmkit.bench.retrieval import add_retrieval_command  # noqa: E402  (imports no torch)
+@bench.command("retrieval")
+@click.argument("checkpoint", type=click.Path(path_type=Path))
+@click.option("--queries", default=1000, show_default=True, help="Held-out edits used as queries.")
+@click.option("--gallery", default=5000, show_default=True,
+              help="Held-out edits to rank (shrunk, with a note, when the validation split is smaller).")
+@click.option("--baseline", "baselines", multiple=True, metavar="NAME_OR_PATH",
+              help="Also run this model: minilm (bundled), unixcoder, codebert, codet5p, a local model folder, "
+                   "or a hub id. Repeatable. Lexical and random baselines always run.")
+@click.option("--actions", type=click.Choice(ACTION_CHOICES), default="15d", show_default=True,
+              help="Action vector for the cos@ criteria: 15d, 7d (first 7 dims of 15-D), or the domain's native one.")
+@click.option("--embedding", type=click.Choice(tuple(EMBEDDINGS)), default="target_online", show_default=True,
+              help="wmkit edit embedding: target(after)−online(before) (paper) or online(after)−online(before) "
+                   "(reference scripts).")
+@click.option("--latency-queries", default=DEFAULT_LATENCY_QUERIES, show_default=True,
+              help="Queries timed per model (batch 1, one thread; median).")
+@click.option("--full-length-reps", default=FULL_LENGTH_REPS, show_default=True,
+              help="Full-length inputs timed per model, round-robin across models (median; the speed ratios).")
+@click.option("--latency-only", is_flag=True, help="Only time the models at full length (no data, no retrieval).")
+@click.option("--random-arch", "random_arch", multiple=True, type=click.Choice(tuple(RANDOM_ARCHS)),
+              help="Also time a randomly initialised encoder of this shape (no download). Repeatable.")
+@click.option("--data", default=None, help="Benchmark on another source's validation split.")
+@click.option("--split", type=click.Choice(["val", "holdout"]), default="val", show_default=True,
+              help="Draw queries and gallery from the validation split or the held-out repositories.")
+@click.option("--seed", default=42, show_default=True, help="Sampling seed.")
+@click.option("--trust-remote-code", is_flag=True, help="Allow --baseline models that ship their own code.")
+@click.option("--json", "json_path", type=click.Path(path_type=Path), default=None, help="Also write JSON here.")
+@reports_errors
+def bench_retrieval(checkpoint, queries, gallery, baselines, actions, embedding, latency_queries, full_length_reps,
+                    latency_only, random_arch, data, split, seed, trust_remote_code, json_path):
+    """Edit retrieval (MRR@10, R@1, R@5) and batch-1 CPU latency against foundation models."""
+    from wmkit.bench.report import render_retrieval
+    from wmkit.bench.retrieval import run_retrieval_bench, write_result
 
-add_retrieval_command(bench)
+    result = run_retrieval_bench(checkpoint, queries=queries, gallery=gallery, baselines=baselines,
+                                 actions=actions, embedding=embedding, latency_queries=latency_queries,
+                                 latency_only=latency_only, random_arch=random_arch, seed=seed,
+                                 progress=True, data=data, trust_remote_code=trust_remote_code,
+                                 full_length_reps=full_length_reps, split=split)
+    render_retrieval(result)
+    if json_path:
+        write_result(result, json_path)
+        click.echo(f"wrote {json_path}")
+
 
 from wmkit.edit_commands import add_edit_search_commands  # noqa: E402  (imports no torch)
 

@@ -45,373 +45,33 @@ place, so a cache directory is always complete. Arrays are ``.npy`` files memory
 
 from __future__ import annotations
 
-import difflib
-import hashlib
-import json
-import multiprocessing
 import os
 import shutil
-import sys
 import time
 import uuid
 from collections import Counter, deque
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Mapping
 
 import numpy as np
 
-from wmkit.domain import SkipRow
 from wmkit.errors import DataError, RecipeError
 from wmkit.progress import PreparingView
 from wmkit.sources import open_rows, source_fingerprint
 
-#: bump when the on-disk layout or the meaning of a prepared array changes
-FORMAT_VERSION = 4
+# each step has its own module under wmkit.data; these names stay importable from wmkit.prepare
+from wmkit.data.cache import _cache_error, _discard, _safe_name, cache_key, cache_root, clean_stale_temporaries
+from wmkit.data.filters import changed_tokens, has_changed_tokens
+from wmkit.data.split import (HOLDOUT, HOLDOUT_SALT, SPLIT_NAMES, _split_candidates, _split_key, _unique_ids,
+                              hash_split)
+from wmkit.data.store import FORMAT_VERSION, PreparedData, _write
+from wmkit.data.window import first_difference, fit_window, window_start
+from wmkit.data.workers import (WINDOW_SUFFIX, _default_workers, _pool, _process_chunk, _Settings, _worker_chunk,
+                                tokenize_rows)
+
 WINDOWS = ("head", "edit")
-SPLIT_NAMES = {"train": 0, "val": 1, "valid": 1, "validation": 1, "test": 1, "dev": 1, "holdout": 1}
 CHUNK_ROWS = 32
 
 
-# -- the changed-token filter -------------------------------------------------------------------
-def _trim(a: list[str], b: list[str]) -> tuple[list[str], list[str]]:
-    head = 0
-    limit = min(len(a), len(b))
-    while head < limit and a[head] == b[head]:
-        head += 1
-    tail = 0
-    while tail < limit - head and a[len(a) - 1 - tail] == b[len(b) - 1 - tail]:
-        tail += 1
-    return a[head:len(a) - tail], b[head:len(b) - tail]
-
-
-def _words(lines) -> int:
-    return sum(len(line.split()) for line in lines)
-
-
-def changed_tokens(old: str, new: str) -> int:
-    """Changed tokens of an edit: whitespace-separated words on the lines a line diff adds or removes.
-
-    The common leading and trailing lines are trimmed, then ``difflib.SequenceMatcher`` (no junk
-    heuristic) aligns the rest; every word on a deleted, inserted or replaced line counts once.
-    This stands in for the reference's count of non-pad diff tokens (markers, up to 12 hashed words
-    per changed or context line): it counts the words that changed, without markers or context.
-    """
-    a, b = _trim(old.splitlines(), new.splitlines())
-    if not a or not b:
-        return _words(a) + _words(b)
-    count = 0
-    for op, i1, i2, j1, j2 in difflib.SequenceMatcher(None, a, b, autojunk=False).get_opcodes():
-        if op != "equal":
-            count += _words(a[i1:i2]) + _words(b[j1:j2])
-    return count
-
-
-def has_changed_tokens(old: str, new: str, minimum: int) -> bool:
-    """``changed_tokens(old, new) >= minimum``, usually without running the line diff.
-
-    Lines whose multiset counts differ must be added or removed by any line diff, so their words are
-    a lower bound; the words of all lines outside the common head and tail are an upper bound.
-    """
-    if minimum <= 0:
-        return True
-    a, b = _trim(old.splitlines(), new.splitlines())
-    if _words(a) + _words(b) < minimum:
-        return False
-    ca, cb = Counter(a), Counter(b)
-    lower = _words((ca - cb).elements()) + _words((cb - ca).elements())
-    if lower >= minimum:
-        return True
-    return changed_tokens(old, new) >= minimum
-
-
-# -- truncation ---------------------------------------------------------------------------------
-def first_difference(a, b) -> int:
-    """Index of the first position where token lists ``a`` and ``b`` differ (min length if a prefix)."""
-    n = min(len(a), len(b))
-    if n == 0:
-        return 0
-    diff = np.flatnonzero(np.asarray(a[:n], dtype=np.int64) != np.asarray(b[:n], dtype=np.int64))
-    return int(diff[0]) if diff.size else n
-
-
-def window_start(before, after, max_len: int, window: str) -> int:
-    """First kept token: 0 for ``head``; for ``edit`` the first difference minus ``max_len // 2``,
-    clipped to ``[0, max(len(before), len(after)) - max_len]`` (one offset for both sides)."""
-    if window == "head":
-        return 0
-    longest = max(len(before), len(after))
-    if longest <= max_len:
-        return 0
-    start = first_difference(before, after) - max_len // 2
-    return max(0, min(start, longest - max_len))
-
-
-def fit_window(before, after, max_len: int, window: str, pad_id: int) -> tuple[np.ndarray, np.ndarray, bool]:
-    """Cut both sides to ``max_len`` tokens (see :func:`window_start`) and pad.
-
-    Returns ``(before, after, identical)`` where ``identical`` is True when the cut sides are equal
-    although the full sequences differ (defect D6).
-    """
-    start = window_start(before, after, max_len, window)
-    cut_b, cut_a = before[start:start + max_len], after[start:start + max_len]
-    identical = list(cut_b) == list(cut_a) and list(before) != list(after)
-    out_b = np.full(max_len, pad_id, dtype=np.int32)
-    out_a = np.full(max_len, pad_id, dtype=np.int32)
-    out_b[:len(cut_b)] = cut_b
-    out_a[:len(cut_a)] = cut_a
-    return out_b, out_a, identical
-
-
-# -- split --------------------------------------------------------------------------------------
-#: the split value of rows of the held-out repositories
-HOLDOUT = 2
-
-def hash_split(key: str, val_percent: int, salt: str = "split:") -> int:
-    """1 (val) if ``int(sha256(salt + key)[:8], 16) % 100 < val_percent`` else 0 (train)."""
-    return int(int(hashlib.sha256((salt + key).encode()).hexdigest()[:8], 16) % 100 < val_percent)
-
-
-#: salt of the hold-out drawn from a source whose split column is all "train": such data was often
-#: split with the plain "split:" rule already (our mined commit sets are), so that rule would find no row
-HOLDOUT_SALT = "holdout:"
-
-
-def _split_key(row: Mapping[str, Any]) -> str:
-    commit = str(row.get("commit") or "")
-    if commit:
-        return commit
-    digest = hashlib.sha256()
-    for part in (row.get("repos"), row.get("new_file"), row.get("old_contents"), row.get("new_contents")):
-        digest.update(str(part or "").encode("utf-8", "surrogatepass") + b"\x00")
-    return "content:" + digest.hexdigest()[:24]
-
-
-def _split_column(row: Mapping[str, Any], key: str, source: str) -> int | None:
-    """0/1 from the row's ``split`` column, or None when it has none."""
-    value = row.get("split")
-    if value is None or value == "":
-        return None
-    split = SPLIT_NAMES.get(str(value).strip().lower())
-    if split is None:
-        raise DataError(f"{source}: row {key}: split {value!r} is not one of {', '.join(SPLIT_NAMES)}; fix the "
-                        f"split column or drop it to split by commit hash")
-    return split
-
-
-def _split_candidates(row: Mapping[str, Any], key: str, new_file: str, val_percent: int, source: str) -> tuple:
-    """``(fixed, by_commit, by_file, holdout_by_commit, holdout_by_file)``: the column's split and the
-    hash splits under either row id (which one applies is known once all rows are in: see
-    :meth:`_Collector.finish`). The holdout pair is used when the column marks every row "train"."""
-    fixed = _split_column(row, key, source)
-    hashed = (hash_split(key, val_percent), hash_split(f"{key}:{new_file}", val_percent))
-    holdout = ((hash_split(key, val_percent, HOLDOUT_SALT), hash_split(f"{key}:{new_file}", val_percent, HOLDOUT_SALT))
-               if fixed == 0 else (0, 0))
-    return (fixed, *hashed, *holdout)
-
-
-# -- the worker side ------------------------------------------------------------------------------
-NO_TOKEN_CHANGE = "no_token_change"
-WINDOW_SUFFIX = ":window"
-@dataclass(frozen=True)
-class _Settings:
-    max_len: int
-    window: str
-    pad_id: int
-    vocab_size: int
-    action_dim: int
-    label_names: tuple[str, ...]
-    min_changed_tokens: int
-    keep_unchanged: bool = False
-
-
-_WORKER: tuple[Any, _Settings] | None = None
-
-
-def _init_worker(domain, settings: _Settings) -> None:
-    global _WORKER
-    _WORKER = (domain, settings)
-
-
-def _worker_chunk(rows: list[dict]):
-    domain, settings = _WORKER
-    return _process_chunk(domain, settings, rows)
-
-
-def _digest(text: str) -> bytes:
-    return hashlib.blake2b(text.encode("utf-8", "surrogatepass"), digest_size=12).digest()
-
-
-def _process_chunk(domain, s: _Settings, rows: list[dict]):
-    """Tokenize a chunk. Returns (reasons, before, after, actions, labels, identical, hashes, error):
-    ``reasons[i]`` is None for a kept row, else the drop reason; arrays hold the kept rows only;
-    ``error`` describes the chunk's first ``tokenize_error`` (or is None)."""
-    reasons: list[str | None] = []
-    error = None
-    before, after, actions, labels, identical, hashes = [], [], [], [], [], []
-    for row in rows:
-        old, new = row.get("old_contents") or "", row.get("new_contents") or ""
-        if not has_changed_tokens(old, new, s.min_changed_tokens):
-            reasons.append("few_changed_tokens")
-            continue
-        try:
-            tr = domain.transition(row)
-            action = np.asarray(tr.action, dtype=np.float32).reshape(-1)
-            if action.shape[0] != s.action_dim or not np.isfinite(action).all():
-                raise ValueError("bad action")
-            b, a, same = fit_window(tr.before, tr.after, s.max_len, s.window, s.pad_id)
-            if not s.keep_unchanged and np.array_equal(b, a):
-                # the suffix tells the collector the cut made them equal (defect D6)
-                reasons.append(NO_TOKEN_CHANGE + (WINDOW_SUFFIX if same else ""))
-                continue
-            if min(b.min(), a.min()) < 0 or max(b.max(), a.max()) >= s.vocab_size:
-                raise ValueError("token id outside the vocabulary")
-            lab = [int(tr.labels.get(name, -1)) if tr.labels else -1 for name in s.label_names]
-        except SkipRow as exc:
-            reasons.append(str(exc).strip() or "skipped")
-            continue
-        except Exception as exc:  # counted, never fatal (reference: "tokenizing raises an error")
-            reasons.append("tokenize_error")
-            if error is None:
-                error = f"row {row.get('commit') or '?'} {row.get('new_file') or ''}: {type(exc).__name__}: {exc}"
-                error = " ".join(error.split())[:300]
-            continue
-        reasons.append(None)
-        before.append(b)
-        after.append(a)
-        actions.append(action)
-        labels.append(lab)
-        identical.append(same)
-        hashes.append((_digest(old), _digest(new)))
-    k = len(before)
-    return (reasons,
-            np.stack(before) if k else np.zeros((0, s.max_len), np.int32),
-            np.stack(after) if k else np.zeros((0, s.max_len), np.int32),
-            np.stack(actions) if k else np.zeros((0, s.action_dim), np.float32),
-            np.asarray(labels, dtype=np.int16).reshape(k, len(s.label_names)),
-            np.asarray(identical, dtype=bool),
-            hashes, error)
-
-
-def tokenize_rows(domain, rows: list[dict], *, max_len: int, window: str, min_changed_tokens: int):
-    """Rows as the model sees them, outside any cache: ``(kept, before, after, actions)`` where ``kept``
-    holds each row's drop reason (``None`` for a kept row) and the arrays hold the kept rows."""
-    vocab = domain.vocab
-    settings = _Settings(max_len=max_len, window=window, pad_id=int(vocab.pad_id), vocab_size=int(vocab.size),
-                         action_dim=int(domain.action_dim), label_names=(), min_changed_tokens=min_changed_tokens)
-    reasons, before, after, actions, *_ = _process_chunk(domain, settings, rows)
-    return reasons, before, after, actions
-
-
-# -- the prepared data ----------------------------------------------------------------------------
-def _load_array(path: Path) -> np.ndarray:
-    try:
-        return np.load(path, mmap_mode="r")
-    except ValueError:  # an empty array cannot be memory-mapped
-        return np.load(path)
-
-
-class PreparedData:
-    """Prepared arrays of one (domain, source, settings); see the module docstring.
-
-    ``before``/``after`` int32 [N, max_len], ``actions`` float32 [N, action_dim], ``split`` uint8 [N]
-    (0 train / 1 val), ``labels`` name -> int16 [N] (-1 = missing), ``trajectory`` int32 [N],
-    ``ids`` (unique, stable row ids), ``meta`` (see :func:`prepare`).
-    """
-
-    def __init__(self, before, after, actions, split, labels, trajectory, ids, meta, *, path=None,
-                 text_rows=None, text_offsets=None, text_blob=None):
-        self.before, self.after, self.actions = before, after, actions
-        self.split, self.labels, self.trajectory = split, labels, trajectory
-        self.ids, self.meta, self.path = ids, meta, path
-        self._text_rows = np.zeros(0, np.int64) if text_rows is None else text_rows
-        self._text_offsets = np.zeros(1, np.int64) if text_offsets is None else text_offsets
-        self._text_blob = text_blob
-        self._text_pos: dict[int, int] | None = None
-
-    def __len__(self) -> int:
-        return int(self.before.shape[0])
-
-    def __repr__(self) -> str:
-        return (f"PreparedData({self.meta.get('domain')!r}, {len(self)} rows, max_len={self.meta.get('max_len')}, "
-                f"train={self.meta['counts']['train']}, val={self.meta['counts']['val']})")
-
-    def train_indices(self) -> np.ndarray:
-        return np.flatnonzero(np.asarray(self.split) == 0).astype(np.int64)
-
-    def val_indices(self) -> np.ndarray:
-        return np.flatnonzero(np.asarray(self.split) == 1).astype(np.int64)
-
-    def holdout_indices(self) -> np.ndarray:
-        """Rows of the held-out repositories (``data.holdout_repos``)."""
-        return np.flatnonzero(np.asarray(self.split) == HOLDOUT).astype(np.int64)
-
-    def texts(self, i: int) -> tuple[str, str]:
-        """``(before, after)`` raw texts of validation row ``i`` (only validation rows keep texts)."""
-        if self._text_pos is None:
-            self._text_pos = {int(r): k for k, r in enumerate(self._text_rows)}
-        k = self._text_pos.get(int(i))
-        if k is None:
-            raise KeyError(f"row {i} has no stored texts: texts are kept for validation rows only")
-        off = self._text_offsets
-        blob = self._text_blob
-        before = bytes(blob[off[2 * k]:off[2 * k + 1]]).decode("utf-8", "surrogatepass")
-        after = bytes(blob[off[2 * k + 1]:off[2 * k + 2]]).decode("utf-8", "surrogatepass")
-        return before, after
-
-    @classmethod
-    def load(cls, path) -> "PreparedData":
-        """Load a prepared-data directory written by :func:`prepare` (arrays memory-mapped)."""
-        path = Path(path)
-        try:
-            meta = json.loads((path / "meta.json").read_text(encoding="utf-8"))
-            ids = json.loads((path / "ids.json").read_text(encoding="utf-8"))
-            labels = {name: _load_array(path / f"label_{name}.npy") for name in meta["label_names"]}
-            data = cls(_load_array(path / "before.npy"), _load_array(path / "after.npy"),
-                       _load_array(path / "actions.npy"), _load_array(path / "split.npy"), labels,
-                       _load_array(path / "trajectory.npy"), ids, meta, path=path,
-                       text_rows=_load_array(path / "text_rows.npy"),
-                       text_offsets=_load_array(path / "text_offsets.npy"),
-                       text_blob=_load_array(path / "texts.npy"))
-        except (OSError, ValueError, KeyError) as exc:
-            raise DataError(f"{path}: prepared data is missing or unreadable ({type(exc).__name__}: {exc}); "
-                            f"delete the directory to rebuild it") from exc
-        n = len(data)
-        if any(len(x) != n for x in (data.after, data.actions, data.split, data.trajectory, ids, *labels.values())):
-            raise DataError(f"{path}: prepared arrays disagree in length; delete the directory to rebuild it")
-        return data
-
-
-# -- the cache ------------------------------------------------------------------------------------
-def cache_root(cache_dir: str | Path | None = None) -> Path:
-    """``cache_dir``, else ``$WMKIT_CACHE_DIR``, else ``~/.cache/wmkit``."""
-    if cache_dir is not None:
-        return Path(cache_dir).expanduser()
-    env = os.environ.get("WMKIT_CACHE_DIR")
-    return Path(env).expanduser() if env else Path.home() / ".cache" / "wmkit"
-
-
-def cache_key(domain_fingerprint: str, source_fp: str, *, max_len: int, window: str, max_chars: int,
-              min_changed_tokens: int, val_percent: int, limit: int, plugin: str = "",
-              domain_version: str = "", keep_unchanged: bool = False, holdout_repos: tuple = (),
-              python: str | None = None) -> str:
-    """``plugin`` (``distribution==version``) and ``domain_version`` (:attr:`Domain.version`) make
-    a plugin upgrade or a changed ``transition()`` rebuild the data instead of reusing it; ``python``
-    (``major.minor``, default the running interpreter's) does the same for another interpreter, whose
-    grammar (and so the code domain's AST vocabulary) may differ. ``source_fp`` carries the resolved
-    revision of an ``hf:`` source (:func:`wmkit.sources.hub_revision`)."""
-    python = python or f"{sys.version_info.major}.{sys.version_info.minor}"
-    payload = json.dumps([FORMAT_VERSION, domain_fingerprint, source_fp, max_len, window, max_chars,
-                          min_changed_tokens, val_percent, limit, plugin, domain_version, f"python{python}"]
-                         + ([True] if keep_unchanged else []) + ([sorted(holdout_repos)] if holdout_repos else []))
-    return hashlib.sha256(payload.encode()).hexdigest()
-
-
-def _safe_name(name: str) -> str:
-    return "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in name) or "domain"
-
-
-# -- the builder ---------------------------------------------------------------------------------
 class _Collector:
     """Merges chunk results in row order; knows when ``limit`` kept rows have been seen."""
 
@@ -511,30 +171,6 @@ class _Collector:
         self.texts = [t for t in self.texts if self.split[t[0]] in (1, HOLDOUT)]
 
 
-def _unique_ids(keys: list[tuple[str, str]], per_commit: Counter) -> list[str]:
-    """``commit`` when it appears once, else ``commit:new_file`` (``#2``, ``#3``... on exact repeats)."""
-    seen: Counter = Counter()
-    ids = []
-    for key, new_file in keys:
-        base = key if per_commit[key] == 1 else f"{key}:{new_file}"
-        seen[base] += 1
-        ids.append(base if seen[base] == 1 else f"{base}#{seen[base]}")
-    return ids
-
-
-def _pool(workers: int, domain, settings: _Settings):
-    methods = multiprocessing.get_all_start_methods()
-    ctx = multiprocessing.get_context("fork" if "fork" in methods else None)
-    return ctx.Pool(workers, initializer=_init_worker, initargs=(domain, settings))
-
-
-def _default_workers() -> int:
-    try:
-        return max(1, len(os.sched_getaffinity(0)))
-    except AttributeError:  # not on Linux
-        return max(1, os.cpu_count() or 1)
-
-
 def prepare(domain, source: str, *, max_len: int, window: str = "head", max_chars: int = 40000,
             min_changed_tokens: int = 5, val_percent: int = 10, limit: int = 0, keep_unchanged: bool = False,
             holdout_repos: tuple = (), cache_dir: str | Path | None = None, progress: bool = True,
@@ -594,49 +230,6 @@ def prepare(domain, source: str, *, max_len: int, window: str = "head", max_char
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return PreparedData.load(final)
-
-
-def _truncation_report(c: "_Collector") -> dict:
-    """Pairs that the cut to ``max_len`` made identical (defect D6), and what became of them."""
-    windowed = c.kept + c.identical_dropped
-    identical = c.identical + c.identical_dropped
-    return {"identical_after_truncation": identical, "dropped": c.identical_dropped,
-            "in_arrays": c.unchanged_kept, "rate": identical / windowed if windowed else 0.0}
-def _cache_error(root: Path, exc: OSError) -> DataError:
-    return DataError(f"prepared-data cache {root}: cannot write ({exc.strerror or type(exc).__name__}); set "
-                     f"WMKIT_CACHE_DIR to a writable folder with free space")
-
-
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except (PermissionError, OverflowError, ValueError):
-        return True
-    return True
-
-
-def clean_stale_temporaries(root: Path) -> list[str]:
-    """Remove ``.tmp-KEY-PID-*`` and ``.trash-*`` directories left by killed processes (a live
-    process's temporary is kept). Returns the names removed."""
-    removed = []
-    for path in list(root.glob(".tmp-*")) + list(root.glob(".trash-*")):
-        parts = path.name.split("-")
-        if path.name.startswith(".tmp-") and len(parts) >= 4 and parts[2].isdigit() and _pid_alive(int(parts[2])):
-            continue
-        shutil.rmtree(path, ignore_errors=True)
-        removed.append(path.name)
-    return removed
-
-
-def _discard(path: Path, root: Path) -> None:
-    trash = root / f".trash-{uuid.uuid4().hex[:8]}"
-    try:
-        os.rename(path, trash)
-    except OSError:
-        return
-    shutil.rmtree(trash, ignore_errors=True)
 
 
 def _build(domain, source: str, out: Path, *, max_len: int, window: str, max_chars: int, min_changed_tokens: int,
@@ -756,47 +349,3 @@ def _counts(c: _Collector) -> dict:
     sides = Counter(c.split)
     return {"rows_read": c.rows_read, "kept": c.kept, "train": sides[0], "val": sides[1], "holdout": sides[HOLDOUT],
             "split_rule": getattr(c, "split_rule", "hash"), "dropped": dict(sorted(c.dropped.items()))}
-
-
-def _write(out: Path, domain, source: str, c: _Collector, counts: dict, s: _Settings, *, max_chars: int,
-           val_percent: int, limit: int, workers: int, seconds: float, meta_base: dict) -> dict:
-    def cat(parts, shape_tail, dtype):
-        return np.concatenate(parts).astype(dtype, copy=False) if parts else np.zeros((0, *shape_tail), dtype)
-
-    np.save(out / "before.npy", cat(c.before, (s.max_len,), np.int32))
-    np.save(out / "after.npy", cat(c.after, (s.max_len,), np.int32))
-    np.save(out / "actions.npy", cat(c.actions, (s.action_dim,), np.float32))
-    np.save(out / "split.npy", np.asarray(c.split, dtype=np.uint8))
-    np.save(out / "trajectory.npy", np.asarray(c.trajectory, dtype=np.int32))
-    labels = cat(c.labels, (len(s.label_names),), np.int16)
-    for j, name in enumerate(s.label_names):
-        np.save(out / f"label_{name}.npy", np.ascontiguousarray(labels[:, j]))
-    blobs, offsets, pos = [], [0], 0
-    for _, before, after in c.texts:
-        for text in (before, after):
-            data = text.encode("utf-8", "surrogatepass")
-            blobs.append(data)
-            pos += len(data)
-            offsets.append(pos)
-    np.save(out / "text_rows.npy", np.asarray([r for r, _, _ in c.texts], dtype=np.int64))
-    np.save(out / "text_offsets.npy", np.asarray(offsets, dtype=np.int64))
-    np.save(out / "texts.npy", np.frombuffer(b"".join(blobs), dtype=np.uint8))
-    (out / "ids.json").write_text(json.dumps(c.ids), encoding="utf-8")
-    vocab = domain.vocab
-    meta = {
-        "format_version": FORMAT_VERSION,
-        "domain": domain.name, "source": source, **meta_base,
-        "vocab_version": vocab.version, "vocab_size": int(vocab.size), "pad_id": int(vocab.pad_id),
-        "action_dim": s.action_dim, "action_names": list(domain.action_names),
-        "label_names": list(s.label_names), "label_classes": {k: list(v) for k, v in domain.label_names.items()},
-        "max_len": s.max_len, "window": s.window, "max_chars": max_chars, "min_changed_tokens": s.min_changed_tokens,
-        "val_percent": val_percent, "limit": limit, "keep_unchanged": s.keep_unchanged,
-
-        "counts": counts,
-        "truncation": _truncation_report(c),
-        "trajectories": int(max(c.trajectory) + 1) if c.trajectory else 0,
-        "first_tokenize_error": c.first_error,
-        "seconds": round(seconds, 3), "workers": workers,
-    }
-    (out / "meta.json").write_text(json.dumps(meta, indent=1), encoding="utf-8")
-    return meta

@@ -39,6 +39,8 @@ class FakeModel(torch.nn.Module):
     "collapsed" (every embedding the same vector), "memorise" (perfect on train rows, noise on val).
     """
 
+    starts_from_target = False  # predictions are P(z, a), not target(before) + a change
+
     def __init__(self, z_before, w, actions, mode, train_rows=()):
         super().__init__()
         self.dummy = torch.nn.Parameter(torch.zeros(1))

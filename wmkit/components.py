@@ -1,9 +1,11 @@
-"""The model component interfaces: encoder, action encoder, predictor, regularizer, auxiliary loss.
+"""The model component interfaces: encoder, action encoder, predictor, regularizer, auxiliary loss,
+prediction cost.
 
 Plugins subclass these and register them (see :mod:`wmkit.hookspecs`). The world model in
 :mod:`wmkit.model` composes them; the training loop in :mod:`wmkit.train` never names a concrete
-component. Every loss-like component returns a ``dict`` of named tensors with the total under
-``"loss"`` (other entries are detached, for logging).
+component. Every loss-like component returns a ``dict`` of named tensors: regularizers and
+auxiliary losses put their total under ``"loss"`` (other entries are detached, for logging); the
+prediction cost returns its terms unweighted, and the world model weights each one.
 """
 
 from __future__ import annotations
@@ -174,4 +176,53 @@ class AuxLoss(nn.Module):
         self.dim = dim
 
     def forward(self, inputs: AuxInputs) -> dict[str, torch.Tensor]:  # pragma: no cover
+        raise NotImplementedError
+
+
+@dataclass
+class PredCostInputs:
+    """What a prediction cost may use for one batch (float32, rows aligned, ``[B, D]`` unless noted).
+
+    - ``pred``: the prediction ẑ, with gradient (into the predictor and action encoder);
+    - ``target``: z̄ = target(after), without gradient;
+    - ``pred_delta``: d̂ = ẑ − z_t, z_t the predictor's input state (ẑ − target(before) when the
+      model's predictions start from target(before));
+    - ``target_delta``: d = z̄ − z_t, or z̄ − target(before) when the cost's
+      :attr:`PredCost.target_delta_origin` is ``"target_before"`` or predictions start from it;
+    - ``online``: the online final readouts of the before and after states, concatenated
+      (``[2B, D]``, the global batch under torchrun), with gradient into the encoder;
+    - ``pred_projector`` / ``target_projector``: the model's training projectors
+      (``[model.projector]``), ``None`` when disabled.
+    """
+
+    pred: torch.Tensor
+    target: torch.Tensor
+    pred_delta: torch.Tensor
+    target_delta: torch.Tensor
+    online: torch.Tensor
+    pred_projector: nn.Module | None = None
+    target_projector: nn.Module | None = None
+
+
+class PredCost(nn.Module):
+    """The prediction cost: compares the prediction with its target, as named unweighted terms.
+
+    Constructed as ``cls(dim=, options=)`` with the resolved ``[loss.pred]`` table; chosen by
+    ``loss.pred.form``. ``forward`` returns ``{term: scalar tensor}`` with one entry per name in
+    :attr:`terms`; the world model weights term ``t`` by the recipe's ``loss.<t>.weight`` (a term of
+    weight 0 is reported but sends no gradient). Computed in float32, outside autocast.
+    """
+
+    options: ClassVar[dict] = {}
+    #: the terms ``forward`` returns, in order; each is weighted by ``loss.<term>.weight``
+    terms: ClassVar[tuple[str, ...]] = ("pred", "dir", "mag", "cov")
+    #: where the target displacement d starts: ``"predictor_input"`` (z_t, the reference) or
+    #: ``"target_before"`` (the paper's Δz = target(after) − target(before))
+    target_delta_origin: ClassVar[str] = "predictor_input"
+
+    def __init__(self, *, dim: int, options: Mapping[str, Any]):
+        super().__init__()
+        self.dim = dim
+
+    def forward(self, inputs: PredCostInputs) -> dict[str, torch.Tensor]:  # pragma: no cover
         raise NotImplementedError

@@ -20,7 +20,8 @@ implementation::
 
 The hooks (generated from the kinds table): ``wmkit_register_domains``,
 ``wmkit_register_encoders``, ``wmkit_register_action_encoders``, ``wmkit_register_predictors``,
-``wmkit_register_regularizers``, ``wmkit_register_aux_losses``, ``wmkit_register_loggers``.
+``wmkit_register_regularizers``, ``wmkit_register_aux_losses``, ``wmkit_register_pred_costs``,
+``wmkit_register_loggers``.
 
 Only :class:`wmkit.plugins.PluginHost` calls these hooks.
 """

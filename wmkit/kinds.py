@@ -122,6 +122,9 @@ KINDS: tuple[Kind, ...] = (
     Kind("aux_loss", "wmkit_register_aux_losses", "loss.aux", "name", "none",
          "wmkit.components:AuxLoss", "auxiliary loss on early encoder loops (deep supervision)",
          arguments=("dim",)),
+    Kind("pred_cost", "wmkit_register_pred_costs", "loss.pred", "form", "projector_mse",
+         "wmkit.components:PredCost", "prediction cost: prediction vs target -> named terms, each weighted by "
+         "loss.<term>.weight (pred, dir, mag, cov)", arguments=("dim",)),
     Kind("logger", "wmkit_register_loggers", "train", "loggers", ("jsonl",), "wmkit.loggers:Logger",
          "experiment logger: step terms, probes, warnings, hyper-parameters, the audit's headline",
          many=True, options_section="logger", observer=True),

@@ -2,7 +2,8 @@
 
 :func:`build_world_model` composes the components a recipe names (resolved through the plugin
 host; this module never imports a plugin by name). :meth:`WorldModel.forward` computes the
-training loss of reference §4 from the terms in :mod:`wmkit.objective`.
+training loss of reference §4: encode, predict, then the weighted sum of the named terms of the
+prediction cost, the regularizer and the auxiliary loss.
 """
 
 from __future__ import annotations
@@ -14,16 +15,15 @@ from typing import Any, Callable, Mapping
 import torch
 from torch import nn
 
-from wmkit import kinds, objective
-from wmkit.components import ActionInputs, AuxInputs, EncoderOutput
+from wmkit import kinds
+from wmkit.components import ActionInputs, AuxInputs, EncoderOutput, PredCostInputs
 from wmkit.distributed import gather_batch
 from wmkit.errors import RecipeError, WmkitError
 from wmkit.layers import count_parameters
 
-PRED_FORMS = ("projector_mse", "cosine", "delta_mse", "delta_cosine")
-#: prediction-loss forms that predict the displacement target(after) − target(before)
-DELTA_FORMS = ("delta_mse", "delta_cosine")
 APPLY_TO = ("encoder", "predictor", "both")
+#: where a prediction cost's target displacement starts (:attr:`wmkit.components.PredCost.target_delta_origin`)
+TARGET_DELTA_ORIGINS = ("predictor_input", "target_before")
 #: what a prediction starts from: nothing (ẑ = P(z, a), the reference) or the copy baseline in the
 #: target's space (ẑ = target(before) + g·P(z, a), with a learned gain g that starts at 0)
 PREDICTION_STARTS = ("none", "target_before")
@@ -31,13 +31,12 @@ PREDICTION_STARTS = ("none", "target_before")
 
 @dataclass(frozen=True)
 class ObjectiveSettings:
-    """The recipe keys the objective reads (``loss.*``, ``regularizer.*``, a few ``model.*``)."""
+    """The recipe keys the objective reads (``loss.*``, ``regularizer.*``, a few ``model.*``).
 
-    pred_weight: float
-    pred_form: str
-    dir_weight: float
-    mag_weight: float
-    cov_weight: float
+    ``term_weights`` maps each term of the prediction cost to its ``loss.<term>.weight``.
+    """
+
+    term_weights: Mapping[str, float]
     aux_weight: float
     aux_loops: tuple[int, ...]
     reg_weight: float
@@ -104,14 +103,14 @@ class WorldModel(nn.Module):
       with dropout on: defect D7);
     - ``action_encoder``: the action-encoder component (the paper's MLP over the action vector by
       default); ``predictor``: the predictor component;
-    - ``pred_projector`` / ``target_projector``: only when ``model.projector.enabled``, used only
-      by the ``projector_mse`` prediction loss (both trainable, as in the reference);
-    - ``regularizer`` and ``aux_loss``: the loss components the recipe names.
+    - ``pred_projector`` / ``target_projector``: only when ``model.projector.enabled``, handed to
+      the prediction cost (the ``projector_mse`` form uses them; both trainable, as in the reference);
+    - ``regularizer``, ``aux_loss`` and ``pred_cost``: the loss components the recipe names.
     """
 
     def __init__(self, *, encoder: nn.Module, predictor: nn.Module, regularizer: nn.Module,
-                 aux_loss: nn.Module, action_encoder: nn.Module, settings: ObjectiveSettings,
-                 projector_hidden: int | None, dim: int):
+                 aux_loss: nn.Module, action_encoder: nn.Module, pred_cost: nn.Module,
+                 settings: ObjectiveSettings, projector_hidden: int | None, dim: int):
         super().__init__()
         self.settings = settings
         self.dim = dim
@@ -129,6 +128,7 @@ class WorldModel(nn.Module):
             self.target_projector = None
         self.regularizer = regularizer
         self.aux_loss = aux_loss
+        self.pred_cost = pred_cost  # the last child: the older parts keep their parameter order (optimizer state)
         # ẑ = target(before) + g·P(z, a): g = 0 at the start makes the first prediction the copy baseline
         self.residual_gain = nn.Parameter(torch.zeros(())) if settings.start == "target_before" else None
 
@@ -206,8 +206,9 @@ class WorldModel(nn.Module):
     # -- training objective ------------------------------------------------------------------------
     @property
     def reads_target_before(self) -> bool:
-        """Whether the objective reads target(before) besides target(after) (delta forms, target-space starts)."""
-        return self.settings.pred_form in DELTA_FORMS or self.starts_from_target
+        """Whether the objective reads target(before) besides target(after) (a prediction cost whose target
+        displacement starts there, or predictions that start from it)."""
+        return self.pred_cost.target_delta_origin == "target_before" or self.starts_from_target
 
     def forward(self, before: torch.Tensor, after: torch.Tensor, actions: torch.Tensor, *,
                 targets: tuple[torch.Tensor | None, torch.Tensor] | None = None) -> dict[str, torch.Tensor]:
@@ -218,27 +219,30 @@ class WorldModel(nn.Module):
         target(before) is required when :attr:`reads_target_before`.
 
         Returns ``"loss"`` (the weighted total, with gradient) and the unweighted, detached terms:
-        ``pred``, ``dir``, ``mag``, ``cov``, ``reg`` (+ ``reg_<term>``), ``aux`` (the sum over
-        ``loss.aux.loops``; + ``aux_l<k>`` per loop). Reference §4:
+        the prediction cost's (``pred``, ``dir``, ``mag``, ``cov`` for the built-in forms), ``reg``
+        (+ ``reg_<term>``), ``aux`` (the sum over ``loss.aux.loops``; + ``aux_l<k>`` per loop).
+        Reference §4:
 
         - z_t: online readout of ``before`` (loop ``input_loop`` if set), **detached** before the
           predictor, so the main prediction path trains predictor, action encoder and projectors
           only; z̄ = target(after) without gradient; ẑ = P(sg(z_t), h(a)).
-        - loss = w_pred·L_pred + w_dir·L_dir + w_mag·L_mag + w_cov·L_cov + w_reg·R + w_aux·Σ_ℓ A_ℓ.
-        - L_dir and L_mag compare d̂ = ẑ − z_t with d = z̄ − z_t. For the ``delta_*`` forms the
-          target displacement is target(after) − target(before) (the paper's Δz, §"Negative
-          results") in L_pred, L_dir and L_mag: with the online z_t on both sides,
-          MSE(ẑ − z_t, z̄ − z_t) would reduce to MSE(ẑ, z̄).
-        - L_cov and the regularizer (``apply_to = encoder``) see the online final readouts of
-          before and after, concatenated, with gradient; ``apply_to = predictor`` regularizes ẑ
-          with z̄ as the paired view; ``both`` adds the two (terms ``reg_encoder_*``/``reg_predictor_*``).
+        - loss = Σ_t w_t·C_t over the prediction cost's terms (w_t = ``loss.<t>.weight``) + w_reg·R
+          + w_aux·Σ_ℓ A_ℓ.
+        - the cost compares ẑ with z̄ and d̂ = ẑ − z_t with d = z̄ − z_t; a cost whose
+          ``target_delta_origin`` is ``target_before`` (the ``delta_*`` forms) gets
+          d = target(after) − target(before) (the paper's Δz, §"Negative results"): with the online
+          z_t on both sides, MSE(ẑ − z_t, z̄ − z_t) would reduce to MSE(ẑ, z̄).
+        - the cost's ``online`` view and the regularizer (``apply_to = encoder``) see the online final
+          readouts of before and after, concatenated, with gradient; ``apply_to = predictor``
+          regularizes ẑ with z̄ as the paired view; ``both`` adds the two (terms ``reg_encoder_*``/``reg_predictor_*``).
         - the auxiliary loss runs once per loop in ``loss.aux.loops`` on that loop's online readout
           of ``before`` (not detached: the gradient path into the encoder) with the shared predictor.
         - under mixed-precision autocast the loss terms are computed in float32.
         """
         s = self.settings
+        # encode
         encoded_before, encoded_after = self._encode_pair(self.encoder, before, after)
-        # displacements are measured from target(before) for the delta forms and target-space starts
+        # displacements are measured from target(before) for such costs and for target-space starts
         from_target = self.reads_target_before
         if targets is not None:
             target_before, target_after = targets
@@ -250,36 +254,31 @@ class WorldModel(nn.Module):
                     target_before, target_after = (e.z.float() for e in self._encode_pair(self.target, before, after))
                 else:
                     target_before, target_after = None, self.target(after).z.float()
+        # predict
         action_embedding = self.action_encoder(ActionInputs(vector=actions.float(), before=before, after=after))
         z_t = self.predictor_input(encoded_before).detach()
         pred = self._predict(z_t, action_embedding, target_before).float()
         z_t = z_t.float()
-
         pred_delta = pred - (target_before if self.starts_from_target else z_t)
         target_delta = target_after - (target_before if from_target else z_t)
+        # sum the named terms; batch statistics, cosines and logits in float32 even under autocast
         losses = _LossAccumulator()
-        # batch statistics, cosines and logits in float32 even under mixed-precision autocast
         with torch.autocast(device_type=pred.device.type, enabled=False):
-            losses.add("pred", s.pred_weight, self._prediction_loss(pred, target_after, pred_delta, target_delta))
-            losses.add("dir", s.dir_weight, objective.direction_loss(pred_delta, target_delta))
-            losses.add("mag", s.mag_weight, objective.magnitude_loss(pred_delta, target_delta))
             # batch statistics see the global batch under torchrun (gather_batch is the identity otherwise)
             z_all = torch.cat([gather_batch(encoded_before.z), gather_batch(encoded_after.z)], dim=0).float()
-            losses.add("cov", s.cov_weight, objective.covariance_loss(z_all))
+            cost = self.pred_cost(PredCostInputs(pred=pred, target=target_after, pred_delta=pred_delta,
+                                                 target_delta=target_delta, online=z_all,
+                                                 pred_projector=self.pred_projector,
+                                                 target_projector=self.target_projector))
+            for name, value in cost.items():
+                if name not in s.term_weights:
+                    raise WmkitError(f"the prediction cost returned a term {name!r} missing from its `terms` "
+                                     f"({', '.join(s.term_weights)})")
+                losses.add(name, s.term_weights[name], value)
             losses.add("reg", s.reg_weight, self._regularizer_loss(z_all, pred, target_after, losses))
             losses.add("aux", s.aux_weight, self._aux_loss(encoded_before, target_after, action_embedding.float(),
                                                              actions, losses, target_before))
         return losses.result(pred)
-
-    def _prediction_loss(self, pred, target, pred_delta, target_delta) -> torch.Tensor:
-        form = self.settings.pred_form
-        if form == "projector_mse":
-            return objective.pred_projector_mse(pred, target, self.pred_projector, self.target_projector)
-        if form == "cosine":
-            return objective.pred_cosine(pred, target)
-        if form == "delta_mse":
-            return objective.delta_mse(pred_delta, target_delta)
-        return objective.delta_cosine(pred_delta, target_delta)
 
     def _regularizer_loss(self, z_all, pred, target, losses: _LossAccumulator) -> torch.Tensor:
         where = self.settings.reg_apply_to
@@ -355,7 +354,8 @@ class WorldModel(nn.Module):
         """Parameter counts, as the rows of reference §3's table.
 
         "one block" appears when the encoder exposes its shared block as ``encoder.block``;
-        "projectors" when they exist; "regularizer and aux loss" only if those have parameters.
+        "projectors" when they exist; "regularizer and aux loss" and "prediction cost" only if those
+        have parameters.
         "trainable" excludes the EMA target. "inference export" is what a deployment keeps:
         online encoder, action encoder and predictor, plus their floating-point buffers (the
         positional-encoding table: 65,664 floats at max_len 512, D 128).
@@ -373,6 +373,8 @@ class WorldModel(nn.Module):
         extra = count_parameters(self.regularizer) + count_parameters(self.aux_loss)
         if extra:
             rows.append(("regularizer and aux loss", extra))
+        if count_parameters(self.pred_cost):
+            rows.append(("prediction cost", count_parameters(self.pred_cost)))
         exported = (self.encoder, self.action_encoder, self.predictor)
         export = sum(count_parameters(m) for m in exported) + sum(
             b.numel() for m in exported for b in m.buffers() if b.is_floating_point())
@@ -394,7 +396,7 @@ def _section(recipe: Mapping, dotted: str) -> Any:
     return node
 
 
-def _settings(recipe: Mapping) -> ObjectiveSettings:
+def _settings(recipe: Mapping, cost_terms: tuple[str, ...]) -> ObjectiveSettings:
     loops = int(_section(recipe, "model.encoder.loops"))
     aux_loops = tuple(int(k) for k in _section(recipe, "loss.aux.loops"))
     for k in aux_loops:
@@ -405,9 +407,6 @@ def _settings(recipe: Mapping) -> ObjectiveSettings:
     if not 0 <= input_loop <= loops:
         raise RecipeError(f"model.predictor.input_loop: {input_loop} is outside 0..{loops} "
                           f"(0 = final readout, k = loop k of model.encoder.loops)")
-    form = _section(recipe, "loss.pred.form")
-    if form not in PRED_FORMS:
-        raise RecipeError(f"loss.pred.form: {form!r} is not one of {', '.join(PRED_FORMS)}")
     start = recipe["model"]["predictor"].get("start", "none")
     if start not in PREDICTION_STARTS:
         raise RecipeError(f"model.predictor.start: {start!r} is not one of {', '.join(PREDICTION_STARTS)}")
@@ -415,10 +414,7 @@ def _settings(recipe: Mapping) -> ObjectiveSettings:
     if apply_to not in APPLY_TO:
         raise RecipeError(f"regularizer.apply_to: {apply_to!r} is not one of {', '.join(APPLY_TO)}")
     return ObjectiveSettings(
-        pred_weight=float(_section(recipe, "loss.pred.weight")), pred_form=form,
-        dir_weight=float(_section(recipe, "loss.dir.weight")),
-        mag_weight=float(_section(recipe, "loss.mag.weight")),
-        cov_weight=float(_section(recipe, "loss.cov.weight")),
+        term_weights={term: float(_section(recipe, f"loss.{term}.weight")) for term in cost_terms},
         aux_weight=float(_section(recipe, "loss.aux.weight")), aux_loops=aux_loops,
         reg_weight=float(_section(recipe, "regularizer.weight")), reg_apply_to=apply_to,
         input_loop=input_loop, ema_decay=float(_section(recipe, "model.target.ema_decay")), start=start,
@@ -438,7 +434,6 @@ def build_world_model(recipe: Mapping, *, vocab_size: int, pad_id: int, action_d
     dim, heads = int(_section(recipe, "model.dim")), int(_section(recipe, "model.heads"))
     if dim % heads:
         raise RecipeError(f"model.heads: {heads} does not divide model.dim = {dim}")
-    settings = _settings(recipe)
     context = {"vocab_size": vocab_size, "pad_id": pad_id, "action_dim": action_dim, "dim": dim, "heads": heads,
                "max_len": int(_section(recipe, "data.max_len")), "loops": int(_section(recipe, "model.encoder.loops"))}
     parts = {}
@@ -447,6 +442,11 @@ def build_world_model(recipe: Mapping, *, vocab_size: int, pad_id: int, action_d
         options = kind.options(recipe)
         cls = resolve(kind.name, options[kind.key])
         parts[kind.name] = cls(**{name: context[name] for name in kind.arguments}, options=options)
+    cost = parts["pred_cost"]
+    if cost.target_delta_origin not in TARGET_DELTA_ORIGINS:
+        raise WmkitError(f"prediction cost {type(cost).__name__}: target_delta_origin = {cost.target_delta_origin!r} "
+                         f"is not one of {', '.join(TARGET_DELTA_ORIGINS)}")
+    settings = _settings(recipe, tuple(cost.terms))
     projector_hidden = int(_section(recipe, "model.projector.hidden")) if _section(recipe, "model.projector.enabled") else None
     return WorldModel(**parts, settings=settings, projector_hidden=projector_hidden, dim=dim)
 

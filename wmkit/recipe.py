@@ -2,8 +2,8 @@
 
 Resolution order (later wins): the recipe file (and the recipe it ``extends``) < ``WM_*``
 environment variables < ``--set key=value`` overrides. After merging, the components the recipe
-names (domain, encoder, predictor, aux loss, regularizer) contribute their own option schemas, and
-the whole recipe is validated: an unknown key or a wrong type raises
+names (domain, encoder, predictor, aux loss, regularizer, prediction cost, ...) contribute their own
+option schemas, and the whole recipe is validated: an unknown key or a wrong type raises
 :class:`~wmkit.errors.RecipeError` with the dotted path and a close-match suggestion.
 """
 
@@ -85,9 +85,6 @@ CORE_SCHEMA: dict = {
     "loss": {
         "pred": {
             "weight": Field(float, 1.0, "weight of the prediction loss"),
-            "form": Field(str, "projector_mse", "projector_mse: reference ((2-2cos)/D in projector space); "
-                          "cosine: the paper's 1-cos; delta_mse / delta_cosine: direct delta prediction",
-                          choices=("projector_mse", "cosine", "delta_mse", "delta_cosine")),
         },
         "dir": {"weight": Field(float, 0.5, "weight of 1 - cos(pred delta, target delta)")},
         "mag": {"weight": Field(float, 0.1, "weight of the log delta-norm mismatch")},

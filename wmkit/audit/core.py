@@ -218,7 +218,7 @@ def audit_model(model, domain, prepared, *, full_val: bool = False, val_size: in
         perm = derangement(n)
         t0 = time.perf_counter()
         shuffled = predict_with_actions(model, enc.predictor_input, prepared, val_rows[perm],
-                                        base=enc.target_before if getattr(model, "starts_from_target", False) else None)
+                                        base=enc.target_before if model.starts_from_target else None)
         shuffle_seconds = time.perf_counter() - t0
         # the linear edit baseline is fit on at least LINEAR_FIT_PAIRS training pairs whatever the audited N,
         # so a model that was warm-started on that many is not compared with a starved baseline

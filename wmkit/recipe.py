@@ -85,6 +85,7 @@ CORE_SCHEMA: dict = {
     "loss": {
         "pred": {
             "weight": Field(float, 1.0, "weight of the prediction loss"),
+            "form": None,  # the pred_cost kind's key, declared by the kinds table; None keeps its place
         },
         "dir": {"weight": Field(float, 0.5, "weight of 1 - cos(pred delta, target delta)")},
         "mag": {"weight": Field(float, 0.1, "weight of the log delta-norm mismatch")},
@@ -150,7 +151,11 @@ def _add_component_keys(schema: dict) -> None:
                           f"[{kind.options_section}.NAME]", item=str)
         else:
             field = Field(str, kind.default, f"{kind.label} plugin (`wmkit plugins`): {kind.summary}")
-        node[last] = {kind.key: field, **node.get(last, {})}  # the chosen name comes first
+        section = node.get(last, {})
+        if section.get(kind.key, ...) is None:  # the section placed the key: keep that order
+            node[last] = {k: field if k == kind.key else v for k, v in section.items()}
+        else:
+            node[last] = {kind.key: field, **section}  # the chosen name comes first
 
 
 _add_component_keys(CORE_SCHEMA)

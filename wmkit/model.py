@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import copy
 from dataclasses import dataclass
-from typing import Any, Callable, Mapping
+from typing import Callable, Mapping
 
 import torch
 from torch import nn
@@ -17,16 +17,12 @@ from torch import nn
 from wmkit import kinds, objective
 from wmkit.components import ActionInputs, AuxInputs, EncoderOutput
 from wmkit.distributed import gather_batch
-from wmkit.errors import RecipeError, WmkitError
+from wmkit.errors import WmkitError
 from wmkit.layers import count_parameters
+from wmkit.recipe import RecipeOptions
 
-PRED_FORMS = ("projector_mse", "cosine", "delta_mse", "delta_cosine")
 #: prediction-loss forms that predict the displacement target(after) − target(before)
 DELTA_FORMS = ("delta_mse", "delta_cosine")
-APPLY_TO = ("encoder", "predictor", "both")
-#: what a prediction starts from: nothing (ẑ = P(z, a), the reference) or the copy baseline in the
-#: target's space (ẑ = target(before) + g·P(z, a), with a learned gain g that starts at 0)
-PREDICTION_STARTS = ("none", "target_before")
 
 
 @dataclass(frozen=True)
@@ -370,43 +366,12 @@ class WorldModel(nn.Module):
 # -- construction ------------------------------------------------------------------------------------
 
 
-def _section(recipe: Mapping, dotted: str) -> Any:
-    node: Any = recipe
-    for part in dotted.split("."):
-        if not isinstance(node, Mapping) or part not in node:
-            raise RecipeError(f"recipe is missing {dotted}; resolve it with wmkit.recipe.load_recipe")
-        node = node[part]
-    return node
-
-
-def _settings(recipe: Mapping) -> ObjectiveSettings:
-    loops = int(_section(recipe, "model.encoder.loops"))
-    aux_loops = tuple(int(k) for k in _section(recipe, "loss.aux.loops"))
-    for k in aux_loops:
-        if not 1 <= k <= loops:
-            raise RecipeError(f"loss.aux.loops: loop {k} is outside 1..{loops} (model.encoder.loops); "
-                              f"loops are numbered from 1")
-    input_loop = int(_section(recipe, "model.predictor.input_loop"))
-    if not 0 <= input_loop <= loops:
-        raise RecipeError(f"model.predictor.input_loop: {input_loop} is outside 0..{loops} "
-                          f"(0 = final readout, k = loop k of model.encoder.loops)")
-    form = _section(recipe, "loss.pred.form")
-    if form not in PRED_FORMS:
-        raise RecipeError(f"loss.pred.form: {form!r} is not one of {', '.join(PRED_FORMS)}")
-    start = recipe["model"]["predictor"].get("start", "none")
-    if start not in PREDICTION_STARTS:
-        raise RecipeError(f"model.predictor.start: {start!r} is not one of {', '.join(PREDICTION_STARTS)}")
-    apply_to = _section(recipe, "regularizer.apply_to")
-    if apply_to not in APPLY_TO:
-        raise RecipeError(f"regularizer.apply_to: {apply_to!r} is not one of {', '.join(APPLY_TO)}")
+def _settings(o: RecipeOptions) -> ObjectiveSettings:
     return ObjectiveSettings(
-        pred_weight=float(_section(recipe, "loss.pred.weight")), pred_form=form,
-        dir_weight=float(_section(recipe, "loss.dir.weight")),
-        mag_weight=float(_section(recipe, "loss.mag.weight")),
-        cov_weight=float(_section(recipe, "loss.cov.weight")),
-        aux_weight=float(_section(recipe, "loss.aux.weight")), aux_loops=aux_loops,
-        reg_weight=float(_section(recipe, "regularizer.weight")), reg_apply_to=apply_to,
-        input_loop=input_loop, ema_decay=float(_section(recipe, "model.target.ema_decay")), start=start,
+        pred_weight=o.loss.pred.weight, pred_form=o.loss.pred.form, dir_weight=o.loss.dir.weight,
+        mag_weight=o.loss.mag.weight, cov_weight=o.loss.cov.weight, aux_weight=o.loss.aux.weight,
+        aux_loops=tuple(o.loss.aux.loops), reg_weight=o.regularizer.weight, reg_apply_to=o.regularizer.apply_to,
+        input_loop=o.model.predictor.input_loop, ema_decay=o.model.target.ema_decay, start=o.model.predictor.start,
     )
 
 
@@ -420,20 +385,18 @@ def build_world_model(recipe: Mapping, *, vocab_size: int, pad_id: int, action_d
     keys the row shares (``mlp_ratio``, ``dropout``; a value set in the component's own section
     wins). Call :func:`wmkit.seed.seed_everything` first: construction draws random initial weights.
     """
-    dim, heads = int(_section(recipe, "model.dim")), int(_section(recipe, "model.heads"))
-    if dim % heads:
-        raise RecipeError(f"model.heads: {heads} does not divide model.dim = {dim}")
-    settings = _settings(recipe)
+    o = RecipeOptions.of(recipe)
+    o.check()  # the cross-field checks, for values that did not come through load_recipe
+    dim, heads = o.model.dim, o.model.heads
     context = {"vocab_size": vocab_size, "pad_id": pad_id, "action_dim": action_dim, "dim": dim, "heads": heads,
-               "max_len": int(_section(recipe, "data.max_len")), "loops": int(_section(recipe, "model.encoder.loops"))}
+               "max_len": o.data.max_len, "loops": o.model.encoder.loops}
     parts = {}
     for kind in kinds.MODEL_KINDS:
-        _section(recipe, kind.section)  # a clear error when a section is missing
-        options = kind.options(recipe)
-        cls = resolve(kind.name, options[kind.key])
+        options = kind.options(o)
+        cls = resolve(kind.name, kind.chosen(o))
         parts[kind.name] = cls(**{name: context[name] for name in kind.arguments}, options=options)
-    projector_hidden = int(_section(recipe, "model.projector.hidden")) if _section(recipe, "model.projector.enabled") else None
-    return WorldModel(**parts, settings=settings, projector_hidden=projector_hidden, dim=dim)
+    projector_hidden = o.model.projector.hidden if o.model.projector.enabled else None
+    return WorldModel(**parts, settings=_settings(o), projector_hidden=projector_hidden, dim=dim)
 
 
 def build_initial_world_model(recipe: Mapping, *, vocab_size: int, pad_id: int, action_dim: int,
@@ -442,5 +405,5 @@ def build_initial_world_model(recipe: Mapping, *, vocab_size: int, pad_id: int, 
     ``meta.seed``, then built (defect D3). The audit rebuilds it to measure how far the target moved."""
     from wmkit.seed import seed_everything
 
-    seed_everything(int(_section(recipe, "meta.seed")))
+    seed_everything(RecipeOptions.of(recipe).meta.seed)
     return build_world_model(recipe, vocab_size=vocab_size, pad_id=pad_id, action_dim=action_dim, resolve=resolve)

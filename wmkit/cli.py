@@ -171,7 +171,7 @@ def recipe_keys(recipe_name, overrides, domain, markdown):
     from rich.table import Table
 
     # help texts hold brackets (hf:ID[/CONFIG]) that rich would read as markup
-    table = Table(title=escape(f"keys of {resolved.values['meta']['name']}"))
+    table = Table(title=escape(f"keys of {resolved.options.meta.name}"))
     for col in ("key", "type", "default", "meaning"):
         table.add_column(col)
     for row in rows:
@@ -274,7 +274,7 @@ def train(recipe_name, overrides, domain, data_source, out, resume, force, check
 
     if from_environment().is_main:  # under torchrun, rank 0 speaks for the job
         _print_summary(result)
-        if resolved.values["eval"]["final_audit"]:
+        if resolved.options.eval.final_audit:
             _print_final_audit(result)
 
 

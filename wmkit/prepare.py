@@ -64,11 +64,11 @@ import numpy as np
 from wmkit.domain import SkipRow
 from wmkit.errors import DataError, RecipeError
 from wmkit.progress import PreparingView
+from wmkit.recipe import DataOptions
 from wmkit.sources import open_rows, source_fingerprint
 
 #: bump when the on-disk layout or the meaning of a prepared array changes
 FORMAT_VERSION = 4
-WINDOWS = ("head", "edit")
 SPLIT_NAMES = {"train": 0, "val": 1, "valid": 1, "validation": 1, "test": 1, "dev": 1, "holdout": 1}
 CHUNK_ROWS = 32
 
@@ -547,8 +547,7 @@ def prepare(domain, source: str, *, max_len: int, window: str = "head", max_char
     val_percent, limit, cache_key, counts {rows_read, kept, train, val, dropped {reason: n}},
     truncation {identical_after_truncation, rate}, seconds, workers.
     """
-    if window not in WINDOWS:
-        raise RecipeError(f"data.window: {window!r} is not one of {', '.join(map(repr, WINDOWS))}")
+    DataOptions.fields["window"].check(window, "data.window")
     if max_len < 1:
         raise RecipeError(f"data.max_len: must be at least 1, got {max_len}")
     if not 0 <= val_percent <= 100:

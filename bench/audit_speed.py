@@ -23,6 +23,7 @@ def random_setup(args):
     """A randomly initialised model of ``args.recipe`` and random prepared data of the asked size."""
     import torch
 
+    from wmkit.layers import count_parameters
     from wmkit.model import build_world_model
     from wmkit.plugins import get_host
     from wmkit.recipe import load_recipe
@@ -49,7 +50,7 @@ def random_setup(args):
         ids=None, meta={}, train_indices=lambda: np.nonzero(split == 0)[0], val_indices=lambda: np.nonzero(split == 1)[0])
     domain = SimpleNamespace(name="code", vocab=SimpleNamespace(version="random", pad_id=0, size=vocab),
                              label_names={"edit_type": ["ADD", "DELETE", "MODIFY"]})
-    params = sum(p.numel() for p in model.parameters())
+    params = count_parameters(model)
     return model, domain, prepared, f"random {args.recipe} model ({params:,} parameters incl. EMA target), " \
                                     f"random tokens, {args.n} val pairs x {args.len} tokens, {args.train_rows} train rows"
 

@@ -147,10 +147,6 @@ class EditEmbedder:
         return {"kind": self.kind, "max_tokens": self.max_tokens}
 
 
-def _count_parameters(module) -> int:
-    return int(sum(p.numel() for p in module.parameters()))
-
-
 def _cut(texts: Sequence[str], max_chars: int) -> list[str]:
     return [(t or "")[:max_chars] for t in texts]
 
@@ -237,7 +233,9 @@ class TransformersEmbedder(EditEmbedder):
         return cls(name, model, tokenizer, source=str(path), **kwargs)
 
     def parameter_count(self) -> int:
-        return _count_parameters(self.model)
+        from wmkit.layers import count_parameters
+
+        return count_parameters(self.model)
 
     # -- the forward pass -------------------------------------------------------------------
     def _pool(self, input_ids, attention_mask):
@@ -421,7 +419,9 @@ class SentenceTransformerEmbedder(EditEmbedder):
         return getattr(first, "auto_model", None)
 
     def parameter_count(self) -> int:
-        return _count_parameters(self.model)
+        from wmkit.layers import count_parameters
+
+        return count_parameters(self.model)
 
     def _features(self, text: str) -> dict:
         prep = getattr(self.model, "preprocess", None) or self.model.tokenize

@@ -39,7 +39,7 @@ class Logger:
     ``[logger.NAME]`` table. A missing package should raise ``ImportError`` from the constructor.
     """
 
-    options: ClassVar[dict] = {}
+    options: ClassVar[Any] = {}
 
     def __init__(self, *, run_dir: Path, run_name: str, start_step: int, options: Mapping[str, Any]):
         self.run_dir = Path(run_dir)

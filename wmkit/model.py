@@ -386,7 +386,7 @@ def build_world_model(recipe: Mapping, *, vocab_size: int, pad_id: int, action_d
     wins). Call :func:`wmkit.seed.seed_everything` first: construction draws random initial weights.
     """
     o = RecipeOptions.of(recipe)
-    o.check()  # the cross-field checks, for values that did not come through load_recipe
+    o.check_model()  # the cross-field checks, for values that did not come through load_recipe
     dim, heads = o.model.dim, o.model.heads
     context = {"vocab_size": vocab_size, "pad_id": pad_id, "action_dim": action_dim, "dim": dim, "heads": heads,
                "max_len": o.data.max_len, "loops": o.model.encoder.loops}

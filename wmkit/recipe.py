@@ -209,6 +209,11 @@ class RecipeOptions(Options):
                               f"optim.batch_size={self.optim.batch_size}: training needs at least "
                               f"{need / 2**30:.1f} GiB (weights, gradients, AdamW state, one activation per token) "
                               f"but this machine has {have / 2**30:.1f} GiB; lower them")
+        self.check_model()
+
+    def check_model(self) -> None:
+        """The checks of what the model is built from (also run by :func:`wmkit.model.build_world_model`:
+        a recorded recipe is not refused for the machine it is loaded on)."""
         loops = self.model.encoder.loops
         for k in self.loss.aux.loops:
             if not 1 <= k <= loops:

@@ -200,7 +200,7 @@ def model_info(recipe_name, overrides, domain):
     dom = make_domain(resolved, _host())
     model = build_world_model(resolved.values, vocab_size=dom.vocab.size, pad_id=dom.vocab.pad_id,
                               action_dim=dom.action_dim, resolve=_host().constructor)
-    table = Table(title=f"{resolved.values['meta']['name']} on {dom.name} (vocab {dom.vocab.size}, "
+    table = Table(title=f"{resolved.options.meta.name} on {dom.name} (vocab {dom.vocab.size}, "
                         f"action {dom.action_dim}-D)")
     table.add_column("part")
     table.add_column("parameters", justify="right")

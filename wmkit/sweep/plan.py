@@ -243,7 +243,7 @@ def validate(plan: Plan, host) -> list[dict]:
             raise RecipeError("--grid train.steps and --steps both set the steps; give one of them")
         if get_dotted(base.values, key, _MISSING) is _MISSING:
             hint = difflib.get_close_matches(key, keys, n=1)
-            raise RecipeError(f"--grid {key}: not a key of recipe {base.values['meta']['name']}"
+            raise RecipeError(f"--grid {key}: not a key of recipe {base.options.meta.name}"
                               + (f"; did you mean {hint[0]}?" if hint else "; `wmkit recipe keys RECIPE` lists them"))
         if not values:
             raise RecipeError(f"--grid {key}: empty value list; give at least one value")

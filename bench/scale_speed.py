@@ -41,8 +41,9 @@ world = distributed.from_environment()
 threads, steps, overrides = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3:]
 torch.set_num_threads(threads)
 host = get_host()
-v = load_recipe("loops3_auxpred_vicreg", overrides=overrides, host=host, environ={}).values
-batch = distributed.local_batch_size(v["optim"]["batch_size"], world)
+recipe = load_recipe("loops3_auxpred_vicreg", overrides=overrides, host=host, environ={})
+v = recipe.values
+batch = distributed.local_batch_size(recipe.options.optim.batch_size, world)
 if world.distributed:
     distributed.start(world, "cpu")
 seed_everything(0)
@@ -52,7 +53,7 @@ if world.distributed:
     distributed.global_batch_norm(model)
     forward = torch.nn.parallel.DistributedDataParallel(model)
 opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-4)
-L = v["data"]["max_len"]
+L = recipe.options.data.max_len
 g = torch.Generator().manual_seed(world.rank)
 times = []
 for i in range(3 + steps):

@@ -60,9 +60,10 @@ def test_plugin_registration_is_light_and_complete():
     (name, target, info), = calls
     assert name == "code" and target == "wmkit_code.domain:CodeDomain"
     assert info["default_source"] == "embedded:stdlib+git" and info["default_recipe"] == "quickstart"
-    assert set(info["options"]) == {"action", "tokens", "embedded_pairs"} and info["options"]["action"].choices == ("7d", "15d")
-    assert info["options"]["tokens"].choices == ("ast", "ast_text") and info["options"] is CodeDomain.options
-    assert info["options"]["action"].default == CodeDomain.options["action"].default == "15d"
+    fields = info["options"].fields  # the one declaration: the domain reads its settings through it
+    assert set(fields) == {"action", "tokens", "embedded_pairs"} and fields["action"].choices == ("7d", "15d")
+    assert fields["tokens"].choices == ("ast", "ast_text") and CodeDomain().settings.__class__ is info["options"]
+    assert fields["action"].default == CodeDomain().settings.action == "15d"
     code = ("import sys, wmkit_code.plugin; "
             "print(','.join(m for m in ('torch', 'datasets', 'transformers', 'numpy') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60)

@@ -14,11 +14,11 @@ from wmkit.errors import DataError, RecipeError
 from wmkit.model import WorldModel, build_world_model
 from wmkit.recipe import CORE_SCHEMA, set_dotted
 from wmkit.schema import validate
-from wmkit_action_encoders.plugin import EDIT_TOKENS_OPTIONS, MLP_OPTIONS, TOKEN_BAG_OPTIONS
-from wmkit_aux_losses.plugin import NTXENT_OPTIONS
-from wmkit_encoders.plugin import LOOPED_TRANSFORMER_OPTIONS as ENCODER_OPTIONS
-from wmkit_predictors.plugin import LOOPED_TRANSFORMER_OPTIONS as PREDICTOR_OPTIONS
-from wmkit_regularizers.plugin import SIGREG_OPTIONS, VICREG_OPTIONS
+from wmkit_action_encoders.plugin import EditTokensOptions, MLPOptions, TokenBagOptions
+from wmkit_aux_losses.plugin import NTXentOptions
+from wmkit_encoders.plugin import LoopedEncoderOptions
+from wmkit_predictors.plugin import LoopedPredictorOptions
+from wmkit_regularizers.plugin import SIGRegOptions, VICRegOptions
 
 VOCAB, PAD, ACTIONS = 50, 0, 3
 
@@ -35,11 +35,11 @@ def one_thread():
 def recipe(**dotted) -> dict:
     """A validated recipe: core defaults + built-in plugin options, then ``a__b=v`` overrides."""
     schema = copy.deepcopy(CORE_SCHEMA)
-    schema["model"]["encoder"].update(ENCODER_OPTIONS)
-    schema["model"]["predictor"].update(PREDICTOR_OPTIONS)
-    schema["model"]["action"].update({**MLP_OPTIONS, **EDIT_TOKENS_OPTIONS, **TOKEN_BAG_OPTIONS})
-    schema["regularizer"].update({**VICREG_OPTIONS, **SIGREG_OPTIONS})
-    schema["loss"]["aux"].update(NTXENT_OPTIONS)
+    schema["model"]["encoder"].update(LoopedEncoderOptions.fields)
+    schema["model"]["predictor"].update(LoopedPredictorOptions.fields)
+    schema["model"]["action"].update({**MLPOptions.fields, **EditTokensOptions.fields, **TokenBagOptions.fields})
+    schema["regularizer"].update({**VICRegOptions.fields, **SIGRegOptions.fields})
+    schema["loss"]["aux"].update(NTXentOptions.fields)
     raw: dict = {}
     for key, value in dotted.items():
         set_dotted(raw, key.replace("__", "."), value)

@@ -34,11 +34,17 @@ def np_off_diagonal_cov(z):
 
 
 def test_registered_classes_and_schemas(wmkit_host):
+    from wmkit_regularizers.plugin import SIGRegOptions, VICRegOptions
+
+    read = {"none": None, "vicreg": VICRegOptions, "sigreg": SIGRegOptions}  # the options class each one reads
     for name in ("none", "vicreg", "sigreg"):
         component = wmkit_host.get("regularizer", name)
         cls = component.load()
         assert issubclass(cls, Regularizer)
-        assert component.options == cls.options
+        if read[name] is not None:
+            assert component.options_type is read[name] and component.options == read[name].fields
+        else:
+            assert component.options == {}
 
 
 def test_none_is_zero(build):

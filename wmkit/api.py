@@ -23,6 +23,7 @@ from typing import Any, Iterable, Mapping, Sequence
 import numpy as np
 
 from wmkit.errors import DataError, RecipeError, WmkitError
+from wmkit.recipe import RecipeOptions
 
 #: pairs per forward pass of the loaded-model helpers
 CHUNK = 64
@@ -286,7 +287,8 @@ class LoadedModel:
         self.vocab_size = int(loaded.info["vocab_size"])
         self.pad_id = int(loaded.info["pad_id"])
         self.action_dim = int(loaded.info["action_dim"])
-        self.max_len = int(loaded.recipe["data"]["max_len"])
+        self._options = RecipeOptions.of(loaded.recipe)
+        self.max_len = self._options.data.max_len
         self._host = host
         self._domain = None
 
@@ -296,7 +298,7 @@ class LoadedModel:
 
     @property
     def dim(self) -> int:
-        return int(self.recipe["model"]["dim"])
+        return self._options.model.dim
 
     @property
     def domain(self):
@@ -338,7 +340,7 @@ class LoadedModel:
         extra = [fields or {}] * len(before) if fields is None or isinstance(fields, Mapping) else list(fields)
         if len(names) != len(before) or len(extra) != len(before):
             raise DataError(f"files/fields: give one per pair ({len(before)}) or one for all")
-        window = self.recipe["data"].get("window", "head")
+        window = self._options.data.window
         b_out, a_out, actions = [], [], []
         for i, (old, new) in enumerate(zip(before, after)):
             row = {**extra[i], "old_contents": old, "new_contents": new}

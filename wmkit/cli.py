@@ -173,7 +173,7 @@ def recipe_keys(recipe_name, overrides, domain, markdown):
     from rich.table import Table
 
     # help texts hold brackets (hf:ID[/CONFIG]) that rich would read as markup
-    table = Table(title=escape(f"keys of {resolved.values['meta']['name']}"))
+    table = Table(title=escape(f"keys of {resolved.options.meta.name}"))
     for col in ("key", "type", "default", "meaning"):
         table.add_column(col)
     for row in rows:
@@ -202,7 +202,7 @@ def model_info(recipe_name, overrides, domain):
     dom = make_domain(resolved, _host())
     model = build_world_model(resolved.values, vocab_size=dom.vocab.size, pad_id=dom.vocab.pad_id,
                               action_dim=dom.action_dim, resolve=_host().constructor)
-    table = Table(title=f"{resolved.values['meta']['name']} on {dom.name} (vocab {dom.vocab.size}, "
+    table = Table(title=f"{resolved.options.meta.name} on {dom.name} (vocab {dom.vocab.size}, "
                         f"action {dom.action_dim}-D)")
     table.add_column("part")
     table.add_column("parameters", justify="right")
@@ -276,7 +276,7 @@ def train(recipe_name, overrides, domain, data_source, out, resume, force, check
 
     if from_environment().is_main:  # under torchrun, rank 0 speaks for the job
         _print_summary(result)
-        if resolved.values["eval"]["final_audit"]:
+        if resolved.options.eval.final_audit:
             _print_final_audit(result)
 
 

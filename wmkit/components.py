@@ -33,10 +33,12 @@ class Encoder(nn.Module):
     """Maps token ids ``[B, L]`` to an :class:`EncoderOutput`.
 
     Constructed as ``cls(vocab_size=, max_len=, pad_id=, dim=, heads=, loops=, options=)`` where
-    ``options`` is the resolved ``[model.encoder]`` table (plugin options included).
+    ``options`` is the resolved ``[model.encoder]`` table (plugin options included), a mapping: read it
+    through the registered options class, ``opts = MyOptions.of(options)`` (:mod:`wmkit.options`).
     """
 
-    options: ClassVar[dict] = {}
+    #: the options when registered without ``options=`` (an Options class or a ``{key: Field}`` dict)
+    options: ClassVar[Any] = {}
 
     def __init__(self, *, vocab_size: int, max_len: int, pad_id: int, dim: int, heads: int,
                  loops: int, options: Mapping[str, Any]):
@@ -80,7 +82,7 @@ class ActionEncoder(nn.Module):
     refused before anything is built.
     """
 
-    options: ClassVar[dict] = {}
+    options: ClassVar[Any] = {}
     #: action inputs read (``vector``: the action vector; ``edit_tokens``: the states' token ids)
     inputs: ClassVar[tuple[str, ...]] = ("vector",)
 
@@ -110,7 +112,7 @@ class Predictor(nn.Module):
     Constructed as ``cls(dim=, heads=, options=)`` with the resolved ``[model.predictor]`` table.
     """
 
-    options: ClassVar[dict] = {}
+    options: ClassVar[Any] = {}
 
     def __init__(self, *, dim: int, heads: int, options: Mapping[str, Any]):
         super().__init__()
@@ -129,7 +131,7 @@ class Regularizer(nn.Module):
     to predictions) for regularizers with an invariance term; others ignore it.
     """
 
-    options: ClassVar[dict] = {}
+    options: ClassVar[Any] = {}
     #: whether the statistic must be computed over the global batch under data parallelism
     needs_global_batch: ClassVar[bool] = True
 
@@ -166,7 +168,7 @@ class AuxLoss(nn.Module):
     with ``"loss"``. The recipe's ``loss.aux.weight`` is applied by the caller, per loop.
     """
 
-    options: ClassVar[dict] = {}
+    options: ClassVar[Any] = {}
     #: whether the loss compares rows with each other (in-batch negatives) and so must see the global
     #: batch under data parallelism; per-row losses leave it False
     needs_global_batch: ClassVar[bool] = False

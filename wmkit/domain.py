@@ -51,9 +51,9 @@ class Domain(ABC):
     """Base class for domain plugins.
 
     Subclasses set the class attributes and implement :attr:`vocab`, :attr:`action_names`,
-    :meth:`transition`. ``options`` declares the domain's own settings; they live in the recipe's
-    ``[data]`` table next to the core keys (``source``, ``max_len``, ...), and the resolved values
-    are passed to ``__init__``.
+    :meth:`transition`. The domain's own settings (the ``options`` it registers, an
+    :class:`wmkit.options.Options` class) live in the recipe's ``[data]`` table next to the core keys
+    (``source``, ``max_len``, ...); ``__init__`` receives their validated record.
     """
 
     name: ClassVar[str] = ""
@@ -61,8 +61,8 @@ class Domain(ABC):
     #: bump when ``transition()`` (or anything else that shapes prepared data) changes: it is part of
     #: the prepared-data cache key, beside the plugin distribution's name and version
     version: ClassVar[str] = "1"
-    #: schema of domain-specific ``[data]`` options: ``{"key": wmkit.schema.Field(...)}``
-    options: ClassVar[dict] = {}
+    #: the ``[data]`` options when registered without ``options=``: an Options class or ``{"key": Field(...)}``
+    options: ClassVar[Any] = {}
     #: the source used when ``data.source = "default"``: must run offline with no flags
     default_source: ClassVar[str] = ""
     #: the recipe used by ``wmkit train --domain NAME`` when no recipe is given (a shipped recipe

@@ -86,9 +86,10 @@ def _domain_of(im: IndexModel, host):
 
 
 def _data_settings(recipe: dict) -> dict:
-    data = recipe["data"]
-    return {"max_len": int(data["max_len"]), "window": str(data["window"]),
-            "min_changed_tokens": int(data["min_changed_tokens"])}
+    from wmkit.recipe import RecipeOptions
+
+    data = RecipeOptions.of(recipe).data
+    return {"max_len": data.max_len, "window": data.window, "min_changed_tokens": data.min_changed_tokens}
 
 
 # ----------------------------------------------------------------------------------------------

@@ -191,5 +191,7 @@ def edit_embedding(model, before: Any, after: Any, *, embedding: str = "target_o
 
 def edit_parameter_count(model, embedding: str = "target_online") -> int:
     """Parameters the edit embedding runs through (the online encoder, and the target for ``target_online``)."""
+    from wmkit.layers import count_parameters
+
     modules = [model.encoder] + ([model.target] if embedding == "target_online" else [])
-    return int(sum(p.numel() for m in modules for p in m.parameters()))
+    return sum(count_parameters(m) for m in modules)

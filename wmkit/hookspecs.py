@@ -13,8 +13,10 @@ implementation::
 - ``name``: what recipes and ``--domain`` use; unique per kind across all plugins.
 - ``target``: the class itself, or ``"module:attribute"`` imported only when the component is
   built (keeps ``wmkit plugins`` and ``wmkit recipe show`` free of torch imports).
-- ``options``: the component's recipe schema ``{key: wmkit.schema.Field}``; defaults to the
-  target class's ``options`` attribute when the target is a class.
+- ``options``: the component's options, a :class:`wmkit.options.Options` class of
+  :class:`wmkit.schema.Field` attributes (or, as before typed options, a ``{key: Field}`` dict,
+  which the host turns into one); defaults to the target class's ``options`` attribute when the
+  target is a class.
 - ``description``: one line for ``wmkit plugins``.
 - ``info``: extra facts for the host. Domains may pass ``default_source`` and ``default_recipe``.
 

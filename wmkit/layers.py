@@ -117,4 +117,4 @@ class AttentionPool(nn.Module):
 
 def count_parameters(module: nn.Module) -> int:
     """Number of parameter elements of ``module``."""
-    return sum(p.numel() for p in module.parameters())
+    return int(sum(p.numel() for p in module.parameters()))

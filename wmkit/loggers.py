@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any, Callable, ClassVar, Iterable, Mapping
 
 from wmkit import kinds
+from wmkit.recipe import RecipeOptions
 
 #: namespace of each kind of record -> the ``event`` its ``metrics.jsonl`` row carries (None: a step row)
 NAMESPACES = {"train": None, "val": "eval", "audit": "audit"}
@@ -39,7 +40,7 @@ class Logger:
     ``[logger.NAME]`` table. A missing package should raise ``ImportError`` from the constructor.
     """
 
-    options: ClassVar[dict] = {}
+    options: ClassVar[Any] = {}
 
     def __init__(self, *, run_dir: Path, run_name: str, start_step: int, options: Mapping[str, Any]):
         self.run_dir = Path(run_dir)
@@ -190,7 +191,8 @@ def open_loggers(values: Mapping, host, *, run_dir: Path, start_step: int,
     warned about once by :meth:`LoggerSet.start`; an always-on one that cannot be constructed raises.
     """
     kind = kinds.get("logger")
-    run_name = f"{values['meta']['name']}_seed{values['meta']['seed']}"
+    meta = RecipeOptions.of(values).meta
+    run_name = f"{meta.name}_seed{meta.seed}"
     chosen: list[tuple[str, Logger, bool]] = []
     failed: list[str] = []
     for name in kind.names(values):

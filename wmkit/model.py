@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import copy
 from dataclasses import dataclass
-from typing import Any, Callable, Mapping
+from typing import Callable, Mapping
 
 import torch
 from torch import nn
@@ -20,13 +20,10 @@ from wmkit.components import ActionInputs, AuxInputs, EncoderOutput, PredCostInp
 from wmkit.distributed import gather_batch
 from wmkit.errors import RecipeError, WmkitError
 from wmkit.layers import count_parameters
+from wmkit.recipe import RecipeOptions
 
-APPLY_TO = ("encoder", "predictor", "both")
 #: where a prediction cost's target displacement starts (:attr:`wmkit.components.PredCost.target_delta_origin`)
 TARGET_DELTA_ORIGINS = ("predictor_input", "target_before")
-#: what a prediction starts from: nothing (ẑ = P(z, a), the reference) or the copy baseline in the
-#: target's space (ẑ = target(before) + g·P(z, a), with a learned gain g that starts at 0)
-PREDICTION_STARTS = ("none", "target_before")
 
 
 @dataclass(frozen=True)
@@ -387,37 +384,21 @@ class WorldModel(nn.Module):
 # -- construction ------------------------------------------------------------------------------------
 
 
-def _section(recipe: Mapping, dotted: str) -> Any:
-    node: Any = recipe
-    for part in dotted.split("."):
-        if not isinstance(node, Mapping) or part not in node:
-            raise RecipeError(f"recipe is missing {dotted}; resolve it with wmkit.recipe.load_recipe")
-        node = node[part]
-    return node
+def _term_weight(recipe: Mapping, term: str) -> float:
+    """``loss.<term>.weight`` of a prediction-cost term (a third-party cost may bring its own terms)."""
+    section = recipe.get("loss", {}).get(term)
+    if not isinstance(section, Mapping) or "weight" not in section:
+        raise RecipeError(f"recipe is missing loss.{term}.weight for the prediction cost's term {term!r}; "
+                          f"set it with --set loss.{term}.weight=W")
+    return float(section["weight"])
 
 
-def _settings(recipe: Mapping, cost_terms: tuple[str, ...]) -> ObjectiveSettings:
-    loops = int(_section(recipe, "model.encoder.loops"))
-    aux_loops = tuple(int(k) for k in _section(recipe, "loss.aux.loops"))
-    for k in aux_loops:
-        if not 1 <= k <= loops:
-            raise RecipeError(f"loss.aux.loops: loop {k} is outside 1..{loops} (model.encoder.loops); "
-                              f"loops are numbered from 1")
-    input_loop = int(_section(recipe, "model.predictor.input_loop"))
-    if not 0 <= input_loop <= loops:
-        raise RecipeError(f"model.predictor.input_loop: {input_loop} is outside 0..{loops} "
-                          f"(0 = final readout, k = loop k of model.encoder.loops)")
-    start = recipe["model"]["predictor"].get("start", "none")
-    if start not in PREDICTION_STARTS:
-        raise RecipeError(f"model.predictor.start: {start!r} is not one of {', '.join(PREDICTION_STARTS)}")
-    apply_to = _section(recipe, "regularizer.apply_to")
-    if apply_to not in APPLY_TO:
-        raise RecipeError(f"regularizer.apply_to: {apply_to!r} is not one of {', '.join(APPLY_TO)}")
+def _settings(o: RecipeOptions, recipe: Mapping, cost_terms: tuple[str, ...]) -> ObjectiveSettings:
     return ObjectiveSettings(
-        term_weights={term: float(_section(recipe, f"loss.{term}.weight")) for term in cost_terms},
-        aux_weight=float(_section(recipe, "loss.aux.weight")), aux_loops=aux_loops,
-        reg_weight=float(_section(recipe, "regularizer.weight")), reg_apply_to=apply_to,
-        input_loop=input_loop, ema_decay=float(_section(recipe, "model.target.ema_decay")), start=start,
+        term_weights={term: _term_weight(recipe, term) for term in cost_terms},
+        aux_weight=o.loss.aux.weight, aux_loops=tuple(o.loss.aux.loops), reg_weight=o.regularizer.weight,
+        reg_apply_to=o.regularizer.apply_to, input_loop=o.model.predictor.input_loop,
+        ema_decay=o.model.target.ema_decay, start=o.model.predictor.start,
     )
 
 
@@ -431,24 +412,23 @@ def build_world_model(recipe: Mapping, *, vocab_size: int, pad_id: int, action_d
     keys the row shares (``mlp_ratio``, ``dropout``; a value set in the component's own section
     wins). Call :func:`wmkit.seed.seed_everything` first: construction draws random initial weights.
     """
-    dim, heads = int(_section(recipe, "model.dim")), int(_section(recipe, "model.heads"))
-    if dim % heads:
-        raise RecipeError(f"model.heads: {heads} does not divide model.dim = {dim}")
+    o = RecipeOptions.of(recipe)
+    o.check_model()  # the cross-field checks, for values that did not come through load_recipe
+    dim, heads = o.model.dim, o.model.heads
     context = {"vocab_size": vocab_size, "pad_id": pad_id, "action_dim": action_dim, "dim": dim, "heads": heads,
-               "max_len": int(_section(recipe, "data.max_len")), "loops": int(_section(recipe, "model.encoder.loops"))}
+               "max_len": o.data.max_len, "loops": o.model.encoder.loops}
     parts = {}
     for kind in kinds.MODEL_KINDS:
-        _section(recipe, kind.section)  # a clear error when a section is missing
-        options = kind.options(recipe)
-        cls = resolve(kind.name, options[kind.key])
+        options = kind.options(o)
+        cls = resolve(kind.name, kind.chosen(o))
         parts[kind.name] = cls(**{name: context[name] for name in kind.arguments}, options=options)
     cost = parts["pred_cost"]
     if cost.target_delta_origin not in TARGET_DELTA_ORIGINS:
         raise WmkitError(f"prediction cost {type(cost).__name__}: target_delta_origin = {cost.target_delta_origin!r} "
                          f"is not one of {', '.join(TARGET_DELTA_ORIGINS)}")
-    settings = _settings(recipe, tuple(cost.terms))
-    projector_hidden = int(_section(recipe, "model.projector.hidden")) if _section(recipe, "model.projector.enabled") else None
-    return WorldModel(**parts, settings=settings, projector_hidden=projector_hidden, dim=dim)
+    projector_hidden = o.model.projector.hidden if o.model.projector.enabled else None
+    return WorldModel(**parts, settings=_settings(o, recipe, tuple(cost.terms)), projector_hidden=projector_hidden,
+                      dim=dim)
 
 
 def build_initial_world_model(recipe: Mapping, *, vocab_size: int, pad_id: int, action_dim: int,
@@ -457,5 +437,5 @@ def build_initial_world_model(recipe: Mapping, *, vocab_size: int, pad_id: int, 
     ``meta.seed``, then built (defect D3). The audit rebuilds it to measure how far the target moved."""
     from wmkit.seed import seed_everything
 
-    seed_everything(int(_section(recipe, "meta.seed")))
+    seed_everything(RecipeOptions.of(recipe).meta.seed)
     return build_world_model(recipe, vocab_size=vocab_size, pad_id=pad_id, action_dim=action_dim, resolve=resolve)

@@ -28,12 +28,13 @@ import sys
 import traceback
 from dataclasses import dataclass, field
 from importlib import metadata
-from typing import Any, Iterable
+from typing import Any, Iterable, Mapping
 
 import pluggy
 
 from wmkit import hookspecs, kinds
 from wmkit.errors import PluginError
+from wmkit.options import Options
 
 GROUP = "wmkit"
 #: the distribution whose registrations are built-in: they win over any third-party name clash
@@ -53,9 +54,12 @@ class Component:
     plugin: str
     version: str
     distribution: str
+    #: the component's recipe schema ``{key: Field}`` (``options_type.fields``)
     options: dict = field(default_factory=dict)
     description: str = ""
     info: dict = field(default_factory=dict)
+    #: the :class:`~wmkit.options.Options` class of its options (generated for a ``{key: Field}`` dict)
+    options_type: type = Options
 
     def load(self) -> Any:
         """Import (if needed) and return the implementing class."""
@@ -186,12 +190,14 @@ class PluginHost:
             def register(name: str, target: Any, *, options: dict | None = None,
                          description: str = "", _kind: str = kind, **info: Any) -> None:
                 if options is None:
-                    options = dict(getattr(target, "options", {}) or {}) if not isinstance(target, str) else {}
+                    options = (getattr(target, "options", None) or {}) if not isinstance(target, str) else {}
                 if not description and not isinstance(target, str):
                     description = (getattr(target, "description", "") or (target.__doc__ or "").strip().split("\n")[0])
+                typed = options_type(options, f"{name}_options")
                 staged.append(Component(kind=_kind, name=name, target=target, plugin=plugin_name,
                                         version=record.version, distribution=record.distribution,
-                                        options=dict(options), description=description, info=info))
+                                        options=dict(typed.fields), description=description, info=info,
+                                        options_type=typed))
 
             try:
                 for impl in impls:
@@ -294,9 +300,9 @@ class PluginHost:
 
         return build
 
-    def domain(self, name: str, options: dict | None = None):
-        """Build the domain ``name`` with its resolved ``[data]`` options."""
-        return self.construct("domain", name, options or {})
+    def domain(self, name: str, options: Mapping | None = None):
+        """Build the domain ``name`` with its ``[data]`` options, as its typed record."""
+        return self.construct("domain", name, self.get("domain", name).options_type.of(options or {}, "data."))
 
     def check_components(self) -> None:
         """Import every lazy component once, recording import failures and abstract gaps in
@@ -331,6 +337,17 @@ class PluginHost:
                              "status": record.status, "error": record.error or None,
                              "description": ""})
         return rows
+
+
+def options_type(options: Any, name: str) -> type[Options]:
+    """The :class:`~wmkit.options.Options` class a registration declares: the class itself, or one
+    generated from the ``{key: Field}`` dict of plugins written before typed options."""
+    if isinstance(options, type) and issubclass(options, Options):
+        return options
+    if not isinstance(options, Mapping):
+        raise TypeError(f"options must be an wmkit.options.Options class or a dict of wmkit.schema.Field, "
+                        f"got {type(options).__name__}")
+    return Options.from_fields(name, options)
 
 
 def abstract_gap(obj: Any) -> str:

@@ -56,6 +56,7 @@ import numpy as np
 
 from wmkit.errors import DataError, RecipeError
 from wmkit.progress import PreparingView
+from wmkit.recipe import DataOptions
 from wmkit.sources import open_rows, source_fingerprint
 
 # each step has its own module under wmkit.data; these names stay importable from wmkit.prepare
@@ -68,7 +69,6 @@ from wmkit.data.window import first_difference, fit_window, window_start
 from wmkit.data.workers import (WINDOW_SUFFIX, _default_workers, _pool, _process_chunk, _Settings, _worker_chunk,
                                 tokenize_rows)
 
-WINDOWS = ("head", "edit")
 CHUNK_ROWS = 32
 
 
@@ -183,8 +183,7 @@ def prepare(domain, source: str, *, max_len: int, window: str = "head", max_char
     val_percent, limit, cache_key, counts {rows_read, kept, train, val, dropped {reason: n}},
     truncation {identical_after_truncation, rate}, seconds, workers.
     """
-    if window not in WINDOWS:
-        raise RecipeError(f"data.window: {window!r} is not one of {', '.join(map(repr, WINDOWS))}")
+    DataOptions.fields["window"].check(window, "data.window")
     if max_len < 1:
         raise RecipeError(f"data.max_len: must be at least 1, got {max_len}")
     if not 0 <= val_percent <= 100:

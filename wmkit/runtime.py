@@ -12,22 +12,28 @@ def _values(recipe) -> Mapping:
     return recipe if isinstance(recipe, Mapping) else recipe.values
 
 
+def _options(recipe):
+    """The typed values (:class:`wmkit.recipe.RecipeOptions`) of a recipe or of its values."""
+    from wmkit.recipe import RecipeOptions
+
+    return RecipeOptions.of(_values(recipe))
+
+
 def make_domain(recipe, host=None):
     """Build the recipe's domain with its own ``[data]`` options."""
     if host is None:
         from wmkit.plugins import get_host
 
         host = get_host()
-    data = _values(recipe)["data"]
-    component = host.get("domain", data["domain"])
-    options = {key: data[key] for key in component.options if key in data}
-    return host.domain(data["domain"], options)
+    data = _options(recipe).data
+    component = host.get("domain", data.domain)
+    return host.domain(data.domain, {key: data[key] for key in component.options if key in data})
 
 
 def check_action_inputs(recipe, domain_class, host) -> None:
     """Refuse an action encoder that reads inputs the domain does not offer
     (:attr:`wmkit.domain.Domain.action_inputs`), before any data is prepared or written."""
-    name = _values(recipe)["model"]["action"]["name"]
+    name = _options(recipe).model.action.name
     component = host.get("action_encoder", name)
     wanted = tuple(component.info.get("inputs") or getattr(component.load(), "inputs", ("vector",)))
     offered = tuple(getattr(domain_class, "action_inputs", ("vector",)))
@@ -45,13 +51,13 @@ def domain_plugin_id(recipe, host=None) -> str:
         from wmkit.plugins import get_host
 
         host = get_host()
-    component = host.get("domain", _values(recipe)["data"]["domain"])
+    component = host.get("domain", _options(recipe).data.domain)
     return f"{component.distribution or component.plugin}=={component.version}"
 
 
 def resolve_source(recipe, domain, source: str | None = None) -> str:
     """The data source to read: ``source`` (``--data``), else the recipe's; ``default`` -> the domain's."""
-    chosen = source or _values(recipe)["data"]["source"]
+    chosen = source or _options(recipe).data.source
     if chosen == "default":
         chosen = domain.default_source
         if not chosen:
@@ -64,13 +70,12 @@ def load_data(recipe, *, source: str | None = None, host=None, progress: bool = 
     from wmkit.prepare import prepare
 
     domain = make_domain(recipe, host)
-    data = _values(recipe)["data"]
-    prepared = prepare(domain, resolve_source(recipe, domain, source), max_len=data["max_len"],
-                       window=data["window"], max_chars=data["max_chars"],
-                       min_changed_tokens=data["min_changed_tokens"], val_percent=data["val_percent"],
-                       keep_unchanged=bool(data.get("keep_unchanged", False)),
-                       holdout_repos=tuple(data.get("holdout_repos", ())),
-                       limit=data["limit"], cache_dir=cache_dir, progress=progress,
+    data = _options(recipe).data
+    prepared = prepare(domain, resolve_source(recipe, domain, source), max_len=data.max_len,
+                       window=data.window, max_chars=data.max_chars,
+                       min_changed_tokens=data.min_changed_tokens, val_percent=data.val_percent,
+                       keep_unchanged=data.keep_unchanged, holdout_repos=tuple(data.holdout_repos),
+                       limit=data.limit, cache_dir=cache_dir, progress=progress,
                        plugin=domain_plugin_id(recipe, host))
     return domain, prepared
 

@@ -1,8 +1,9 @@
 """Typed option fields: the vocabulary recipes and plugins use to declare their settings.
 
 A schema is a nested ``dict`` whose leaves are :class:`Field` objects and whose inner nodes are
-sections. Plugins declare ``options = {"loops": Field(int, 3, "how many times ...")}`` and the
-recipe loader merges those options into the section the plugin was chosen for.
+sections. Options are declared as :class:`wmkit.options.Options` classes of fields (their
+``fields`` / ``schema()`` are such dicts); the recipe loader merges a component's fields into the
+section the component was chosen for.
 """
 
 from __future__ import annotations

@@ -75,8 +75,8 @@ def learning_rate(step: int, *, lr: float, warmup: int, total: int, floor_ratio:
 
 
 def default_run_dir(recipe) -> Path:
-    v = recipe.values
-    return Path("runs") / v["data"]["domain"] / f"{v['meta']['name']}_{recipe.digest()}_seed{v['meta']['seed']}"
+    o = recipe.options
+    return Path("runs") / o.data.domain / f"{o.meta.name}_{recipe.digest()}_seed{o.meta.seed}"
 
 
 def recipe_differences(a: dict, b: dict, prefix: str = "") -> list[str]:
@@ -257,20 +257,20 @@ def _train(recipe, run_dir: Path, *, resume: bool, force: bool, early_stop: int 
     from wmkit.progress import TrainingView
 
     host = host or get_host()
-    v = recipe.values
-    total_steps = v["train"]["steps"]
+    v, o = recipe.values, recipe.options
+    total_steps = o.train.steps
     stop_at = min(early_stop, total_steps) if early_stop else total_steps
 
     # under torchrun: optim.batch_size is the global batch, split over the ranks (wmkit.distributed)
     world = distributed.from_environment()
-    batch_size = v["optim"]["batch_size"]
+    batch_size = o.optim.batch_size
     local_batch = distributed.local_batch_size(batch_size, world)
 
     # 1. where the run goes, and what it resumes from (refuses before touching anything)
     run_dir, resume_from = prepare_run_dir(recipe, run_dir, resume=resume, force=force, checkpoint=checkpoint)
-    check_action_inputs(recipe, host.resolve("domain", v["data"]["domain"]), host)
+    check_action_inputs(recipe, host.resolve("domain", o.data.domain), host)
     if world.distributed:
-        device = distributed.start(world, v["train"]["device"])
+        device = distributed.start(world, o.train.device)
         resume_from = distributed.agree_on_checkpoint(resume_from)
 
     # 2. data (cached); any data error stops us before the run directory is written. Rank 0 prepares
@@ -286,17 +286,17 @@ def _train(recipe, run_dir: Path, *, resume: bool, force: bool, early_stop: int 
         raise RunError(_training_rows_error(data, batch_size, len(train_idx), len(val_idx)))
     if len(val_idx) < 2:
         raise RunError(f"data: only {len(val_idx)} validation rows; use more data or raise data.val_percent")
-    probe_size = v["eval"]["probe_size"] or len(val_idx)
+    probe_size = o.eval.probe_size or len(val_idx)
     if len(val_idx) < probe_size:
         raise RecipeError(f"eval.probe_size: {probe_size} validation pairs asked for the probe gallery that "
-                          f"train.select = {v['train']['select']!r} is measured on, but the data has only "
+                          f"train.select = {o.train.select!r} is measured on, but the data has only "
                           f"{len(val_idx)}; lower eval.probe_size (0 = all {len(val_idx)}) or use more data")
     if not world.distributed:
-        device = pick_device(v["train"]["device"])  # an unusable device is refused before anything is replaced
+        device = pick_device(o.train.device)  # an unusable device is refused before anything is replaced
 
     # 3. seed everything, then construct (reference defect D3)
-    if v["train"]["threads"]:
-        torch.set_num_threads(v["train"]["threads"])
+    if o.train.threads:
+        torch.set_num_threads(o.train.threads)
     model = build_initial_world_model(v, vocab_size=domain.vocab.size, pad_id=domain.vocab.pad_id,
                                       action_dim=domain.action_dim, resolve=host.constructor).to(device)
     forward = model
@@ -304,15 +304,15 @@ def _train(recipe, run_dir: Path, *, resume: bool, force: bool, early_stop: int 
         distributed.global_batch_norm(model)
         forward = torch.nn.parallel.DistributedDataParallel(
             model, device_ids=[device.index] if device.type == "cuda" else None)
-    optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=v["optim"]["lr"],
-                                  weight_decay=v["optim"]["weight_decay"])
-    sampler = torch.Generator().manual_seed(v["meta"]["seed"])
+    optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=o.optim.lr,
+                                  weight_decay=o.optim.weight_decay)
+    sampler = torch.Generator().manual_seed(o.meta.seed)
     target_cache = None  # off by default: the paper encodes target(after) every step
-    if v["train"]["target_refresh_every"]:
-        target_cache = TargetCache(len(data.before), v["train"]["target_refresh_every"],
+    if o.train.target_refresh_every:
+        target_cache = TargetCache(len(data.before), o.train.target_refresh_every,
                                    with_before=model.reads_target_before)
-    # bf16 autocast on the CPU too when asked (AVX-512 bf16 matmuls run ~2x fp32 here); auto = CUDA only
-    use_bf16 = v["train"]["precision"] == "bf16" or (v["train"]["precision"] == "auto" and device.type == "cuda")
+    # bf16 autocast wherever asked (on CPUs with bf16 units it is the faster choice); auto = CUDA only
+    use_bf16 = o.train.precision == "bf16" or (o.train.precision == "auto" and device.type == "cuda")
 
     # the fixed validation probe gallery: the same rows whatever the training seed (defect D4)
     probe_rows = np.sort(np.random.default_rng(VAL_BATCH_SEED).choice(val_idx, size=probe_size, replace=False))
@@ -320,7 +320,7 @@ def _train(recipe, run_dir: Path, *, resume: bool, force: bool, early_stop: int 
     probe[0], probe[1] = probe[0].long(), probe[1].long()
 
     start_step, best_metric, best_loss, warned, stale = 0, -math.inf, math.inf, set(), 0
-    select, patience = v["train"]["select"], v["train"]["patience"]
+    select, patience = o.train.select, o.train.patience
     if resume_from is not None:
         fit_weights(model, load_weights(resume_from), resume_from)
         opt_state, rng, trainer = load_trainer_state(resume_from)
@@ -348,7 +348,7 @@ def _train(recipe, run_dir: Path, *, resume: bool, force: bool, early_stop: int 
         if world.is_main:
             print(f"warm start: fitting the linear edit model on {min(model.action_encoder.warm_start_pairs, len(train_idx))} "
                   f"training pairs (model.action.init = ridge)", file=sys.stderr, flush=True)
-        warm_start = warm_start_action_encoder(model, data, train_idx.numpy(), seed=v["meta"]["seed"], device=device)
+        warm_start = warm_start_action_encoder(model, data, train_idx.numpy(), seed=o.meta.seed, device=device)
         if world.is_main:
             print(f"warm start: ridge penalty {warm_start['alpha']:g} on {warm_start['features']} count features, "
                   f"{warm_start['seconds']:.0f}s", file=sys.stderr, flush=True)
@@ -414,10 +414,10 @@ def _train(recipe, run_dir: Path, *, resume: bool, force: bool, early_stop: int 
                         trainer=trainer, meta=meta)
         update_index(run_dir, step=step, is_best=is_best,
                      best_metric=criterion_value(last_eval, select) if is_best else None,
-                     criterion=select, keep=v["train"]["keep_checkpoints"])
+                     criterion=select, keep=o.train.keep_checkpoints)
 
     view = TrainingView(console=console, total=stop_at, start=start_step, live=live if world.is_main else False,
-                        title=f"{v['meta']['name']} on {domain.name} -> {run_dir}", quiet=not world.is_main)
+                        title=f"{o.meta.name} on {domain.name} -> {run_dir}", quiet=not world.is_main)
     last_eval: dict = {}
     step = start_step
     stopped_by_patience = False
@@ -431,8 +431,8 @@ def _train(recipe, run_dir: Path, *, resume: bool, force: bool, early_stop: int 
             loggers.start(experiment_values(v))  # hyper-parameters: what shapes the run
         for step in range(start_step + 1, stop_at + 1):
             # -- one optimisation step ------------------------------------------------------------
-            lr = learning_rate(step - 1, lr=v["optim"]["lr"], warmup=v["optim"]["warmup_steps"],
-                               total=total_steps, floor_ratio=v["optim"]["min_lr_ratio"])
+            lr = learning_rate(step - 1, lr=o.optim.lr, warmup=o.optim.warmup_steps,
+                               total=total_steps, floor_ratio=o.optim.min_lr_ratio)
             for group in optimizer.param_groups:
                 group["lr"] = lr
             rows = train_idx[torch.randperm(len(train_idx), generator=sampler)[:batch_size]].numpy()
@@ -451,7 +451,7 @@ def _train(recipe, run_dir: Path, *, resume: bool, force: bool, early_stop: int 
                 raise diverged(step, f"loss is {logged['loss'].item()}")
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
-            clip = v["optim"]["grad_clip"]
+            clip = o.optim.grad_clip
             grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), clip if clip > 0 else float("inf"))
             optimizer.step()
             model.update_target()
@@ -468,7 +468,7 @@ def _train(recipe, run_dir: Path, *, resume: bool, force: bool, early_stop: int 
                 warned.add("memorisation")
                 warn(step, "memorisation", f"training-batch delta cos {train_delta_cos:.4f} > "
                      f"{MEMORISATION_DELTA_COS} after step {MEMORISATION_AFTER_STEP}: possible memorisation")
-            if step > v["optim"]["warmup_steps"]:
+            if step > o.optim.warmup_steps:
                 if row["loss"] > EXPLOSION_FACTOR * best_loss and "explosion" not in warned:
                     warned.add("explosion")
                     warn(step, "loss_explosion", f"loss {row['loss']:.4g} > {EXPLOSION_FACTOR:g}x the best "
@@ -477,12 +477,12 @@ def _train(recipe, run_dir: Path, *, resume: bool, force: bool, early_stop: int 
 
             # -- validation probe (rank 0), checkpoints, early stop ------------------------------------
             is_best = False
-            due_eval = step % v["train"]["eval_every"] == 0 or step == stop_at
-            if (due_eval or step % v["train"]["save_every"] == 0) and not _all_finite(model):
+            due_eval = step % o.train.eval_every == 0 or step == stop_at
+            if (due_eval or step % o.train.save_every == 0) and not _all_finite(model):
                 raise diverged(step, "weights became non-finite")  # before the probe would measure NaN
             if due_eval and world.is_main:
                 model.eval()
-                last_eval = probe_validation(model, *probe, chunk=v["eval"]["batch_size"])
+                last_eval = probe_validation(model, *probe, chunk=o.eval.batch_size)
                 loggers.metrics(step, "val", last_eval)
                 view.show_eval(step, last_eval)
                 value = criterion_value(last_eval, select)
@@ -491,7 +491,7 @@ def _train(recipe, run_dir: Path, *, resume: bool, force: bool, early_stop: int 
                 else:
                     stale += 1
             patience_stop = distributed.rank0_decides(bool(patience) and stale >= patience) if due_eval else False
-            if step % v["train"]["save_every"] == 0 or step == stop_at or is_best or patience_stop:
+            if step % o.train.save_every == 0 or step == stop_at or is_best or patience_stop:
                 save(step, last_eval, is_best)
             if patience_stop:
                 stopped_by_patience = True

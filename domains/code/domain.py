@@ -16,7 +16,7 @@ from wmkit_code import actions as act
 from wmkit_code import generator as gen
 from wmkit_code import text_tokens
 from wmkit_code import tokenizer as tok
-from wmkit_code.plugin import DEFAULT_SOURCE, OPTIONS
+from wmkit_code.plugin import DEFAULT_SOURCE, CodeOptions
 
 #: label name -> class names (order = label value)
 LABEL_NAMES = {
@@ -31,7 +31,6 @@ class CodeDomain(Domain):
 
     name = "code"
     description = "Python files before/after a commit: AST tokens, 7-D/15-D edit action (CodeWM 2)"
-    options = OPTIONS
     default_source = DEFAULT_SOURCE
     default_recipe = "quickstart"
     label_names = LABEL_NAMES
@@ -39,11 +38,10 @@ class CodeDomain(Domain):
     action_inputs = ("vector", "edit_tokens")
 
     def __init__(self, options: Mapping[str, Any] | None = None):
-        super().__init__({key: field.default for key, field in OPTIONS.items()} | dict(options or {}))
-        for key, field in OPTIONS.items():
-            self.settings[key] = field.check(self.settings[key], f"data.{key}")
-        self._text = self.settings["tokens"] == "ast_text"
-        self._dims = 7 if self.settings["action"] == "7d" else 15
+        super().__init__()
+        self.settings = CodeOptions.of(options, "data.")
+        self._text = self.settings.tokens == "ast_text"
+        self._dims = 7 if self.settings.action == "7d" else 15
         # the last few parsed sides: successive edits of one file share a text (new_i == old_i+1)
         self._recent: dict[str, tuple[tok.ParsedSource, act.TreeFacts]] = {}
 
@@ -58,7 +56,7 @@ class CodeDomain(Domain):
     def fingerprint(self) -> str:
         """Vocabulary and the options that change transitions; ``embedded_pairs`` only changes the
         embedded source and is in its fingerprint."""
-        items = ",".join(f"{k}={self.settings[k]!r}" for k in ("action", "tokens"))
+        items = f"action={self.settings.action!r},tokens={self.settings.tokens!r}"
         return f"{self.name}:{self.vocab.version}:{items}"
 
     def tokenize(self, text: str) -> list[int]:
@@ -93,7 +91,7 @@ class CodeDomain(Domain):
     def _embedded_rows(self, with_history: bool) -> Iterable[Mapping[str, Any]]:
         from wmkit.sources import open_rows
 
-        yield from gen.generate(self.settings["embedded_pairs"])
+        yield from gen.generate(self.settings.embedded_pairs)
         if with_history:
             yield from open_rows("git:.", domain=self)
 
@@ -101,7 +99,7 @@ class CodeDomain(Domain):
         source = source.strip()
         if source not in self._EMBEDDED:
             return None
-        own = gen.fingerprint(self.settings["embedded_pairs"])
+        own = gen.fingerprint(self.settings.embedded_pairs)
         history = self._local_history() if source == DEFAULT_SOURCE else None
         return own + (f"+{history}" if history else "")
 

@@ -18,11 +18,10 @@ from typing import Any, Iterable, Mapping
 
 from wmkit.domain import Domain, SkipRow, Transition, Vocabulary
 from wmkit.errors import DataError
-from wmkit.schema import validate
 
 from .actions import ACTION_NAMES, EDIT_CLASSES, action_vector, edit_class, kernel_facts
 from .generator import FAMILIES, GENERATOR_VERSION, TRANSFORMS, generate
-from .plugin import DEFAULT_RECIPE, DEFAULT_SOURCE, OPTIONS
+from .plugin import DEFAULT_RECIPE, DEFAULT_SOURCE, KernelOptions
 from .tokenizer import VOCAB, detect_language, ids_of, lex, tokenize
 
 #: bump when the action's definition changes (part of the domain fingerprint)
@@ -42,7 +41,6 @@ class KernelDomain(Domain):
 
     name = "kernel"
     description = "GPU-kernel edits (CUDA C++ / Triton): Pygments-lexed tokens, 12-D kernel action"
-    options = OPTIONS
     default_source = DEFAULT_SOURCE
     default_recipe = DEFAULT_RECIPE
     label_names = {
@@ -55,11 +53,11 @@ class KernelDomain(Domain):
     action_inputs = ("vector", "edit_tokens")
 
     def __init__(self, options: Mapping[str, Any] | None = None):
-        given = dict(options or {})
-        known = {key: value for key, value in given.items() if key in self.options}
-        super().__init__(validate(self.options, known, prefix="data."))
-        self.language: str = self.settings["language"]
-        self.embedded_pairs: int = self.settings["embedded_pairs"]
+        super().__init__()
+        own = {key: value for key, value in dict(options or {}).items() if key in KernelOptions.fields}
+        self.settings = KernelOptions.of(own, "data.")  # only its own keys: the fingerprint lists them all
+        self.language: str = self.settings.language
+        self.embedded_pairs: int = self.settings.embedded_pairs
 
     # -- what the model needs ------------------------------------------------------------------
     @property

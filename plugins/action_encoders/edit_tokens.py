@@ -12,7 +12,7 @@ from wmkit.edits import edit_window
 from wmkit.errors import WmkitError
 from wmkit.layers import LEARNED_VECTOR_STD, PreLNBlock
 from wmkit_action_encoders.mlp import MLPActionEncoder
-from wmkit_action_encoders.plugin import EDIT_TOKENS_OPTIONS
+from wmkit_action_encoders.plugin import EditTokensOptions
 
 
 class EditTokenActionEncoder(ActionEncoder):
@@ -24,26 +24,23 @@ class EditTokenActionEncoder(ActionEncoder):
     predictor can know the content of the after state.
     """
 
-    options: ClassVar[dict] = EDIT_TOKENS_OPTIONS
     inputs: ClassVar[tuple[str, ...]] = ("vector", "edit_tokens")
 
     def __init__(self, *, action_dim: int, vocab_size: int, pad_id: int, dim: int, heads: int,
                  options: Mapping[str, Any]):
         super().__init__(action_dim=action_dim, vocab_size=vocab_size, pad_id=pad_id, dim=dim, heads=heads,
                          options=options)
-        opts = {key: field.default for key, field in EDIT_TOKENS_OPTIONS.items()}
-        opts.update(options)
-        self.window, self.pad_id = int(opts["window"]), int(pad_id)
+        opts = EditTokensOptions.of(options)
+        self.window, self.pad_id = opts.window, int(pad_id)
         # two marker ids past the domain's vocabulary: "removed tokens follow", "added tokens follow"
         self.delete_id, self.insert_id = vocab_size, vocab_size + 1
         self.embedding = nn.Embedding(vocab_size + 2, dim)
         self.positions = nn.Parameter(torch.randn(self.window, dim) * LEARNED_VECTOR_STD)
-        mlp_ratio, dropout = int(opts.get("mlp_ratio", 4)), float(opts.get("dropout", 0.1))
-        self.blocks = nn.ModuleList(PreLNBlock(dim, heads, mlp_ratio, dropout) for _ in range(int(opts["layers"])))
+        self.blocks = nn.ModuleList(PreLNBlock(dim, heads, opts.mlp_ratio, opts.dropout) for _ in range(opts.layers))
         self.norm = nn.LayerNorm(dim)
         self.vector = (MLPActionEncoder(action_dim=action_dim, vocab_size=vocab_size, pad_id=pad_id, dim=dim,
-                                        heads=heads, options={"hidden": opts["hidden"]})
-                       if opts["with_vector"] else None)
+                                        heads=heads, options={"hidden": opts.hidden})
+                       if opts.with_vector else None)
 
     def forward(self, inputs: ActionInputs) -> torch.Tensor:
         if inputs.before is None or inputs.after is None:

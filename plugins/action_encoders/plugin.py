@@ -1,47 +1,51 @@
 """Registration of the built-in action encoders (import-light: no torch here)."""
 
 import wmkit
+from wmkit.options import Options
 from wmkit.schema import Field
 
-#: options of the ``mlp`` action encoder, merged into ``[model.action]``
-MLP_OPTIONS = {
-    "hidden": Field(int, 128, "action MLP hidden width", minimum=1, maximum=1 << 16),
-}
 
-#: options of the ``edit_tokens`` action encoder, merged into ``[model.action]``
-EDIT_TOKENS_OPTIONS = {
-    "window": Field(int, 64, "tokens of the edit read: a delete marker and the first removed tokens in the "
-                    "first half, an insert marker and the first added tokens in the second", minimum=4, maximum=4096),
-    "layers": Field(int, 1, "pre-LN transformer blocks over the edit window", minimum=1, maximum=64),
-    "with_vector": Field(bool, True, "add the MLP of the domain's action vector to the edit embedding"),
-    "hidden": Field(int, 128, "hidden width of the action-vector MLP (with_vector)", minimum=1, maximum=1 << 16),
-}
+class MLPOptions(Options):
+    """Options of the ``mlp`` action encoder, merged into ``[model.action]``."""
 
-#: options of the ``token_bag`` action encoder, merged into ``[model.action]``
-TOKEN_BAG_OPTIONS = {
-    "buckets": Field(int, 2048, "count buckets per side (removed, added): token t counts in bucket t mod buckets; "
-                     "exact when the vocabulary fits", minimum=1, maximum=1 << 20),
-    "with_vector": EDIT_TOKENS_OPTIONS["with_vector"],
-    "hidden": EDIT_TOKENS_OPTIONS["hidden"],
-    "init": Field(str, "zero", "zero: count weights start at 0; ridge: before step 1 they are fit in closed form "
-                  "(ridge, training pairs only) to the initial target's change, so the untrained model is the "
-                  "linear edit baseline (needs a predictor that passes the action through: add_action, zero_init)",
-                  choices=("zero", "ridge")),
-    "init_pairs": Field(int, 8192, "training pairs the ridge warm start is fit on (init = ridge)",
-                        minimum=16, maximum=1 << 22),
-}
+    hidden = Field(int, 128, "action MLP hidden width", minimum=1, maximum=1 << 16)
+
+
+class EditTokensOptions(Options):
+    """Options of the ``edit_tokens`` action encoder, merged into ``[model.action]``."""
+
+    window = Field(int, 64, "tokens of the edit read: a delete marker and the first removed tokens in the "
+                   "first half, an insert marker and the first added tokens in the second", minimum=4, maximum=4096)
+    layers = Field(int, 1, "pre-LN transformer blocks over the edit window", minimum=1, maximum=64)
+    with_vector = Field(bool, True, "add the MLP of the domain's action vector to the edit embedding")
+    hidden = Field(int, 128, "hidden width of the action-vector MLP (with_vector)", minimum=1, maximum=1 << 16)
+
+
+class TokenBagOptions(Options):
+    """Options of the ``token_bag`` action encoder, merged into ``[model.action]``."""
+
+    buckets = Field(int, 2048, "count buckets per side (removed, added): token t counts in bucket t mod buckets; "
+                    "exact when the vocabulary fits", minimum=1, maximum=1 << 20)
+    with_vector = EditTokensOptions.fields["with_vector"]
+    hidden = EditTokensOptions.fields["hidden"]
+    init = Field(str, "zero", "zero: count weights start at 0; ridge: before step 1 they are fit in closed form "
+                 "(ridge, training pairs only) to the initial target's change, so the untrained model is the "
+                 "linear edit baseline (needs a predictor that passes the action through: add_action, zero_init)",
+                 choices=("zero", "ridge"))
+    init_pairs = Field(int, 8192, "training pairs the ridge warm start is fit on (init = ridge)",
+                       minimum=16, maximum=1 << 22)
 
 
 @wmkit.hookimpl
 def wmkit_register_action_encoders(register):
-    register("mlp", "wmkit_action_encoders.mlp:MLPActionEncoder", options=MLP_OPTIONS, inputs=("vector",),
+    register("mlp", "wmkit_action_encoders.mlp:MLPActionEncoder", options=MLPOptions, inputs=("vector",),
              description="Linear(A, hidden) -> GELU -> Linear(hidden, D) over the domain's action vector "
                          "(CodeWM 2)")
     register("edit_tokens", "wmkit_action_encoders.edit_tokens:EditTokenActionEncoder",
-             options=EDIT_TOKENS_OPTIONS, inputs=("vector", "edit_tokens"),
+             options=EditTokensOptions, inputs=("vector", "edit_tokens"),
              description="a small transformer over the tokens the edit removed and added (plus the action "
                          "vector's MLP): the action says what changed, not only what kind of edit")
     register("token_bag", "wmkit_action_encoders.token_bag:TokenBagActionEncoder",
-             options=TOKEN_BAG_OPTIONS, inputs=("vector", "edit_tokens"),
+             options=TokenBagOptions, inputs=("vector", "edit_tokens"),
              description="a linear map of the counts of tokens the edit removed and added (plus the action "
                          "vector's MLP): the audit's linear edit baseline as an action embedding")

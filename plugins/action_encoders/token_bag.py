@@ -10,7 +10,7 @@ from torch import nn
 from wmkit.components import ActionEncoder, ActionInputs
 from wmkit.errors import WmkitError
 from wmkit_action_encoders.mlp import MLPActionEncoder
-from wmkit_action_encoders.plugin import TOKEN_BAG_OPTIONS
+from wmkit_action_encoders.plugin import TokenBagOptions
 
 
 def removed_added_counts(before: torch.Tensor, after: torch.Tensor, pad_id: int, buckets: int) -> torch.Tensor:
@@ -34,24 +34,22 @@ class TokenBagActionEncoder(ActionEncoder):
     linear edit model ``target(before) + W · counts`` as a special case.
     """
 
-    options: ClassVar[dict] = TOKEN_BAG_OPTIONS
     inputs: ClassVar[tuple[str, ...]] = ("vector", "edit_tokens")
 
     def __init__(self, *, action_dim: int, vocab_size: int, pad_id: int, dim: int, heads: int,
                  options: Mapping[str, Any]):
         super().__init__(action_dim=action_dim, vocab_size=vocab_size, pad_id=pad_id, dim=dim, heads=heads,
                          options=options)
-        opts = {key: field.default for key, field in TOKEN_BAG_OPTIONS.items()}
-        opts.update(options)
-        self.buckets, self.pad_id = int(min(int(opts["buckets"]), vocab_size)), int(pad_id)
+        opts = TokenBagOptions.of(options)
+        self.buckets, self.pad_id = min(opts.buckets, vocab_size), int(pad_id)
         # starts at 0 so the first predictions do not depend on random count weights
         self.counts = nn.Linear(2 * self.buckets, dim, bias=False)
         nn.init.zeros_(self.counts.weight)
         self.bias = nn.Parameter(torch.zeros(dim))
-        self.warm_start_pairs = int(opts["init_pairs"]) if opts["init"] == "ridge" else 0
+        self.warm_start_pairs = opts.init_pairs if opts.init == "ridge" else 0
         self.vector = (MLPActionEncoder(action_dim=action_dim, vocab_size=vocab_size, pad_id=pad_id, dim=dim,
-                                        heads=heads, options={"hidden": opts["hidden"]})
-                       if opts["with_vector"] else None)
+                                        heads=heads, options={"hidden": opts.hidden})
+                       if opts.with_vector else None)
 
     def linear_features(self, inputs: ActionInputs) -> torch.Tensor:
         if inputs.before is None or inputs.after is None:

@@ -8,7 +8,7 @@ import torch
 import torch.nn.functional as F
 
 from wmkit.components import AuxInputs, AuxLoss
-from wmkit_aux_losses.plugin import NTXENT_OPTIONS
+from wmkit_aux_losses.plugin import NTXentOptions
 
 #: floor of action norms before the action cosine
 _ACTION_FLOOR = 1e-6
@@ -32,16 +32,14 @@ class NTXentAuxLoss(AuxLoss):
     (in the wm_base.py version read for this port). Here the diagonal is masked out instead.
     """
 
-    options: ClassVar[dict] = NTXENT_OPTIONS
     needs_global_batch: ClassVar[bool] = True  # negatives are the other rows of the batch
 
     def __init__(self, *, dim: int, options: Mapping[str, Any]):
         super().__init__(dim=dim, options=options)
-        opts = {key: field.default for key, field in NTXENT_OPTIONS.items()}
-        opts.update(options)
-        self.temperature = max(float(opts["temperature"]), 0.01)
-        self.pos_threshold = float(opts["pos_threshold"])
-        self.min_delta_norm = float(opts["min_delta_norm"])
+        opts = NTXentOptions.of(options)
+        self.temperature = opts.temperature  # at least 0.01, as the reference floors it
+        self.pos_threshold = opts.pos_threshold
+        self.min_delta_norm = opts.min_delta_norm
 
     def forward(self, inputs: AuxInputs) -> dict[str, torch.Tensor]:
         deltas = inputs.target - inputs.loop_state.to(inputs.target.dtype)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, ClassVar, Mapping
+from typing import Any, Mapping
 
 import torch
 from torch import nn
@@ -11,7 +11,7 @@ from wmkit.components import Encoder, EncoderOutput
 from wmkit.cpu_dropout import Dropout
 from wmkit.errors import DataError
 from wmkit.layers import LEARNED_VECTOR_STD, AttentionPool, PreLNBlock, sinusoidal_positions
-from wmkit_encoders.plugin import LOOPED_TRANSFORMER_OPTIONS
+from wmkit_encoders.plugin import LoopedEncoderOptions
 
 
 class LoopedTransformerEncoder(Encoder):
@@ -27,34 +27,31 @@ class LoopedTransformerEncoder(Encoder):
     as the reference, which attends PAD); ``attention_dropout`` (default −1: as ``dropout``, the reference; 0
     makes CPU training at 512 tokens ~3x faster and ~3x leaner). With ``mask_padding`` PAD keys are ignored by the block's
     attention and by the attn/mean readout; the CLS position is never masked. The model-wide
-    ``mlp_ratio`` and ``dropout`` arrive in ``options`` too (see :func:`wmkit.model.build_world_model`).
+    ``mlp_ratio`` and ``dropout`` arrive in ``options`` too (the kind shares them: :mod:`wmkit.kinds`).
 
     The position table is a non-persistent buffer (``positions``): it is rebuilt from ``max_len``
     and ``dim``, not stored in checkpoints, and counts only toward the "inference export" row of
     :meth:`wmkit.model.WorldModel.parameter_breakdown` (65,664 floats for 513 × 128).
     """
 
-    options: ClassVar[dict] = LOOPED_TRANSFORMER_OPTIONS
-
     def __init__(self, *, vocab_size: int, max_len: int, pad_id: int, dim: int, heads: int,
                  loops: int, options: Mapping[str, Any]):
         super().__init__(vocab_size=vocab_size, max_len=max_len, pad_id=pad_id, dim=dim, heads=heads,
                          loops=loops, options=options)
-        opts = {key: field.default for key, field in LOOPED_TRANSFORMER_OPTIONS.items()}
-        opts.update(options)
+        opts = LoopedEncoderOptions.of(options)
         self.max_len = max_len
         self.pad_id = pad_id
         self.num_loops = loops
-        self.pool = opts["pool"]
-        self.mask_padding = bool(opts["mask_padding"])
-        dropout = float(opts.get("dropout", 0.1))
+        self.pool = opts.pool
+        self.mask_padding = opts.mask_padding
+        dropout = opts.dropout
 
         self.embedding = nn.Embedding(vocab_size, dim)
         self.cls = nn.Parameter(torch.randn(1, 1, dim) * LEARNED_VECTOR_STD)
         self.register_buffer("positions", sinusoidal_positions(max_len + 1, dim), persistent=False)
         self.dropout = Dropout(dropout)
-        self.block = PreLNBlock(dim, heads, int(opts.get("mlp_ratio", 4)), dropout,
-                                attention_dropout=None if opts["attention_dropout"] < 0 else float(opts["attention_dropout"]))
+        self.block = PreLNBlock(dim, heads, opts.mlp_ratio, dropout,
+                                attention_dropout=None if opts.attention_dropout < 0 else opts.attention_dropout)
         self.attn_pool = AttentionPool(dim) if self.pool == "attn" else None
         self.norm = nn.LayerNorm(dim)
 

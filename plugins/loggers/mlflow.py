@@ -13,6 +13,7 @@ import os
 import time
 
 from wmkit.loggers import Logger
+from wmkit_loggers.plugin import MLflowOptions
 
 #: MLflow's hyper-parameter batches hold at most this many params, each value at most this long
 PARAM_BATCH = 100
@@ -27,7 +28,8 @@ class MlflowLogger(Logger):
             from mlflow.tracking import MlflowClient
         except ImportError as exc:
             raise ImportError(f"the mlflow package is missing ({exc}); pip install 'wmkit[mlflow]'") from None
-        uri = self.settings.get("tracking_uri") or os.environ.get("MLFLOW_TRACKING_URI") or \
+        opts = MLflowOptions.of(self.settings)
+        uri = opts.tracking_uri or os.environ.get("MLFLOW_TRACKING_URI") or \
             (self.run_dir / "mlruns").resolve().as_uri()
         if uri.startswith("file:"):
             os.environ.setdefault("MLFLOW_ALLOW_FILE_STORE", "true")
@@ -38,7 +40,7 @@ class MlflowLogger(Logger):
         self.uri = uri
         self.run_id = self._recorded_run()
         if self.run_id is None:
-            name = self.settings.get("experiment", "wmkit")
+            name = opts.experiment
             experiment = self.client.get_experiment_by_name(name)
             experiment_id = experiment.experiment_id if experiment else self.client.create_experiment(name)
             run = self.client.create_run(experiment_id, run_name=self.run_name,

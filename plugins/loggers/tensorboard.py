@@ -9,6 +9,7 @@ import json
 from pathlib import Path
 
 from wmkit.loggers import Logger
+from wmkit_loggers.plugin import TensorBoardOptions
 
 
 class TensorBoardLogger(Logger):
@@ -20,9 +21,10 @@ class TensorBoardLogger(Logger):
             from torch.utils.tensorboard import SummaryWriter
         except ImportError as exc:
             raise ImportError(f"the tensorboard package is missing ({exc}); pip install 'wmkit[tensorboard]'") from None
-        self.log_dir = self.run_dir / Path(self.settings.get("dir", "tensorboard")).expanduser()
+        opts = TensorBoardOptions.of(self.settings)
+        self.log_dir = self.run_dir / Path(opts.dir).expanduser()
         # a resumed run drops the events it logged past its checkpoint
-        self.writer = SummaryWriter(str(self.log_dir), flush_secs=self.settings.get("flush_secs", 30),
+        self.writer = SummaryWriter(str(self.log_dir), flush_secs=opts.flush_secs,
                                     purge_step=self.start_step + 1 if self.start_step else None)
 
     def log_hyperparameters(self, params):

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Any, ClassVar, Mapping
+from typing import Any, Mapping
 
 import torch
 from torch import nn
 
 from wmkit.components import Predictor
 from wmkit.layers import PreLNBlock
-from wmkit_predictors.plugin import LOOPED_TRANSFORMER_OPTIONS
+from wmkit_predictors.plugin import LoopedPredictorOptions
 
 
 class LoopedTransformerPredictor(Predictor):
@@ -26,20 +26,16 @@ class LoopedTransformerPredictor(Predictor):
     2 blocks of D=128 plus the output LayerNorm: 396,800 parameters.
     """
 
-    options: ClassVar[dict] = LOOPED_TRANSFORMER_OPTIONS
-
     def __init__(self, *, dim: int, heads: int, options: Mapping[str, Any]):
         super().__init__(dim=dim, heads=heads, options=options)
-        opts = {key: field.default for key, field in LOOPED_TRANSFORMER_OPTIONS.items()}
-        opts.update(options)
-        self.loops = int(opts["loops"])
-        self.residual = bool(opts["residual"])
-        self.update_output = opts.get("output", "norm") == "update"
-        self.add_action = bool(opts.get("add_action", False))
-        mlp_ratio, dropout = int(opts.get("mlp_ratio", 4)), float(opts.get("dropout", 0.1))
-        self.blocks = nn.ModuleList(PreLNBlock(dim, heads, mlp_ratio, dropout) for _ in range(int(opts["blocks"])))
+        opts = LoopedPredictorOptions.of(options)
+        self.loops = opts.loops
+        self.residual = opts.residual
+        self.update_output = opts.output == "update"
+        self.add_action = opts.add_action
+        self.blocks = nn.ModuleList(PreLNBlock(dim, heads, opts.mlp_ratio, opts.dropout) for _ in range(opts.blocks))
         self.norm = nn.LayerNorm(dim)
-        if opts.get("zero_init", False):
+        if opts.zero_init:
             for block in self.blocks:
                 for layer in (block.attn.out_proj, block.mlp[3]):
                     nn.init.zeros_(layer.weight)

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import math
-from typing import Any, ClassVar, Mapping
+from typing import Any, Mapping
 
 import torch
 
 from wmkit.components import Regularizer
-from wmkit_regularizers.plugin import SIGREG_OPTIONS
+from wmkit_regularizers.plugin import SIGRegOptions
 
 #: floor of direction norms and projection stds
 _FLOOR = 1e-8
@@ -31,15 +31,13 @@ class SIGReg(Regularizer):
     1/√2 ≈ 0.707, not 0. Term: ``epps_pulley`` (the loss itself).
     """
 
-    options: ClassVar[dict] = SIGREG_OPTIONS
 
     def __init__(self, *, dim: int, options: Mapping[str, Any]):
         super().__init__(dim=dim, options=options)
-        opts = {key: field.default for key, field in SIGREG_OPTIONS.items()}
-        opts.update(options)
-        self.directions = int(opts["directions"])
-        self.exact_up_to = int(opts["exact_up_to"])
-        self.sampled_pairs = int(opts["sampled_pairs"])
+        opts = SIGRegOptions.of(options)
+        self.directions = opts.directions
+        self.exact_up_to = opts.exact_up_to
+        self.sampled_pairs = opts.sampled_pairs
 
     def forward(self, embeddings: torch.Tensor, paired: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
         z = embeddings

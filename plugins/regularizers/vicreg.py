@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Any, ClassVar, Mapping
+from typing import Any, Mapping
 
 import torch
 import torch.nn.functional as F
 
 from wmkit.components import Regularizer
 from wmkit.objective import covariance_loss, variance_hinge
-from wmkit_regularizers.plugin import VICREG_OPTIONS
+from wmkit_regularizers.plugin import VICRegOptions
 
 
 class VICReg(Regularizer):
@@ -25,16 +25,14 @@ class VICReg(Regularizer):
     Terms: ``variance``, ``covariance`` and, with a paired view, ``invariance`` (unweighted).
     """
 
-    options: ClassVar[dict] = VICREG_OPTIONS
 
     def __init__(self, *, dim: int, options: Mapping[str, Any]):
         super().__init__(dim=dim, options=options)
-        opts = {key: field.default for key, field in VICREG_OPTIONS.items()}
-        opts.update(options)
-        self.variance_weight = float(opts["variance_weight"])
-        self.covariance_weight = float(opts["covariance_weight"])
-        self.invariance_weight = float(opts["invariance_weight"])
-        self.eps = float(opts["eps"])
+        opts = VICRegOptions.of(options)
+        self.variance_weight = opts.variance_weight
+        self.covariance_weight = opts.covariance_weight
+        self.invariance_weight = opts.invariance_weight
+        self.eps = opts.eps
 
     def forward(self, embeddings: torch.Tensor, paired: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
         z = embeddings

@@ -60,6 +60,7 @@ def time_audit(checkpoint: str | None = None, *, n: int = 5000, length: int = 51
     import torch
 
     from wmkit.audit.core import audit_model, run_audit
+    from wmkit.layers import count_parameters
 
     t0 = time.perf_counter()
     if checkpoint:
@@ -69,7 +70,7 @@ def time_audit(checkpoint: str | None = None, *, n: int = 5000, length: int = 51
     else:
         model, domain, prepared = random_setup(recipe, n, length, train_rows)
         setup_s = time.perf_counter() - t0
-        params = sum(p.numel() for p in model.parameters())
+        params = count_parameters(model)
         what = (f"random {recipe} model ({params:,} parameters incl. EMA target), random tokens, "
                 f"{n} val pairs x {length} tokens, {train_rows} train rows")
         result = audit_model(model, domain, prepared, val_size=n, geometry=geometry, progress=progress)

@@ -85,7 +85,7 @@ def _worker(recipe_name: str, batch: int, tokens: int, steps: int, precision: st
     v = recipe.values
     model = build_world_model(v, vocab_size=domain.vocab.size, pad_id=domain.vocab.pad_id,
                               action_dim=domain.action_dim, resolve=host.constructor)
-    optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=v["optim"]["lr"])
+    optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=recipe.options.optim.lr)
     before = torch.randint(0, domain.vocab.size, (batch, tokens))
     after = torch.randint(0, domain.vocab.size, (batch, tokens))
     actions = torch.rand(batch, domain.action_dim)

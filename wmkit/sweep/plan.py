@@ -229,7 +229,7 @@ def validate(plan: Plan, host) -> list[dict]:
         host.get("domain", plan.domain)
     base = load_recipe(plan.recipe, overrides=list(plan.overrides), domain=plan.domain, host=host)
     keys = _dotted_keys(base.values)
-    seeds = plan.seeds or [base.values["meta"]["seed"]]
+    seeds = plan.seeds or [base.options.meta.seed]
     duplicates = sorted({s for s in seeds if seeds.count(s) > 1})
     if duplicates:
         raise RecipeError(f"--seeds: {', '.join(map(str, duplicates))} listed more than once; give each seed once")
@@ -243,7 +243,7 @@ def validate(plan: Plan, host) -> list[dict]:
             raise RecipeError("--grid train.steps and --steps both set the steps; give one of them")
         if get_dotted(base.values, key, _MISSING) is _MISSING:
             hint = difflib.get_close_matches(key, keys, n=1)
-            raise RecipeError(f"--grid {key}: not a key of recipe {base.values['meta']['name']}"
+            raise RecipeError(f"--grid {key}: not a key of recipe {base.options.meta.name}"
                               + (f"; did you mean {hint[0]}?" if hint else "; `wmkit recipe keys RECIPE` lists them"))
         if not values:
             raise RecipeError(f"--grid {key}: empty value list; give at least one value")
@@ -268,7 +268,7 @@ def validate(plan: Plan, host) -> list[dict]:
                 recipe = load_recipe(plan.recipe, overrides=overrides, domain=plan.domain, host=host)
             except RecipeError as exc:
                 raise RecipeError(f"grid point {point}: {exc}") from None
-            total = recipe.values["train"]["steps"]
+            total = recipe.options.train.steps
             for at in plan.audit_at:
                 if isinstance(at, int) and not 1 <= at <= total:
                     raise RecipeError(f"--audit-at {at}: outside 1..{total} (train.steps of run {point or 'base'}); "

@@ -18,6 +18,7 @@ import time
 from pathlib import Path
 
 from wmkit.errors import WmkitError
+from wmkit.recipe import RecipeOptions
 from wmkit.sweep.plan import audit_targets
 
 AUDITS_DIR = "audits"
@@ -350,7 +351,7 @@ def run_sweep(plan, runs: list[dict], sweep_dir: Path, *, executor: str = "local
             continue
         info.update(state="pending", error=None)
         todo.append({"sweep_dir": str(sweep_dir), "run": run, "plan": plan.to_dict(),
-                     "threads": run["recipe"]["train"]["threads"] or threads})
+                     "threads": RecipeOptions.of(run["recipe"]).train.threads or threads})
     save_sweep(sweep_dir, state)
     view = SweepView(state, sweep_dir, console, live)
 

@@ -10,7 +10,7 @@ from typing import Sequence
 import numpy as np
 
 from wmkit.bench.baselines.interface import (EMBED_BATCH, MAX_CHARS, MAX_TOKENS, BaselineError, EditEmbedder,
-                                             LatencyItem, _count_parameters, _cut, identical_after_cut)
+                                             LatencyItem, _cut, identical_after_cut)
 
 _ROBERTA_LIKE = ("roberta", "xlm-roberta", "camembert", "longformer")
 
@@ -84,7 +84,9 @@ class TransformersEmbedder(EditEmbedder):
         return cls(name, model, tokenizer, source=str(path), **kwargs)
 
     def parameter_count(self) -> int:
-        return _count_parameters(self.model)
+        from wmkit.layers import count_parameters
+
+        return count_parameters(self.model)
 
     # -- the forward pass -------------------------------------------------------------------
     def _pool(self, input_ids, attention_mask):

@@ -107,10 +107,6 @@ class EditEmbedder:
         return {"kind": self.kind, "max_tokens": self.max_tokens}
 
 
-def _count_parameters(module) -> int:
-    return int(sum(p.numel() for p in module.parameters()))
-
-
 def _cut(texts: Sequence[str], max_chars: int) -> list[str]:
     return [(t or "")[:max_chars] for t in texts]
 

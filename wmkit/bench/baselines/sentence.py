@@ -9,7 +9,7 @@ import numpy as np
 
 from wmkit.bench.baselines.encoders import _position_limit, _torch
 from wmkit.bench.baselines.interface import (EMBED_BATCH, MAX_CHARS, MAX_TOKENS, BaselineError, EditEmbedder,
-                                             LatencyItem, _count_parameters, _cut, identical_after_cut)
+                                             LatencyItem, _cut, identical_after_cut)
 
 
 class SentenceTransformerEmbedder(EditEmbedder):
@@ -60,7 +60,9 @@ class SentenceTransformerEmbedder(EditEmbedder):
         return getattr(first, "auto_model", None)
 
     def parameter_count(self) -> int:
-        return _count_parameters(self.model)
+        from wmkit.layers import count_parameters
+
+        return count_parameters(self.model)
 
     def _features(self, text: str) -> dict:
         prep = getattr(self.model, "preprocess", None) or self.model.tokenize

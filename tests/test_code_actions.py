@@ -1,4 +1,5 @@
-"""7-D and 15-D edit actions (reference §2) on crafted edits, values computed by hand."""
+"""7-D and 15-D edit actions (reference §2, docs/reference.md#s2) on crafted edits, values
+computed by hand."""
 
 import numpy as np
 import pytest

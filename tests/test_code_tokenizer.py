@@ -1,4 +1,5 @@
-"""The code domain's AST tokenizer: stable ids (D1), disjoint vocabulary (D2), reference order (§1)."""
+"""The code domain's AST tokenizer: stable ids (D1, docs/reference.md#d1), disjoint vocabulary
+(D2, docs/reference.md#d2), reference order (§1, docs/reference.md#s1)."""
 
 import ast
 import json

@@ -71,7 +71,7 @@ def test_tables_show_gallery_baselines_and_verdict(tmp_path):
     for k in (1, 5, 10, 50):
         row = re.search(rf"<tr><td>KNN@{k}</td>(.*?)</tr>", page).group(1)
         assert "N=4,104" in row and f"{100 * k / 4104:.2f}%" in row
-    # probe accuracy next to its majority baseline (defect D12)
+    # probe accuracy next to its majority baseline (defect D12, docs/reference.md#d12)
     assert "99.00%" in page and "98.80%" in page and "MODIFY 98.8%" in page
 
 

@@ -1,4 +1,5 @@
-"""Kernel tokenizer: fixed disjoint vocabulary, dedicated kernel tokens, stable hashing (spec §11 D1/D2)."""
+"""Kernel tokenizer: fixed disjoint vocabulary, dedicated kernel tokens, stable hashing
+(spec §11 D1/D2, docs/reference.md#d1, #d2)."""
 
 import json
 import math

@@ -155,7 +155,7 @@ def test_cosine_family():
     assert metrics.copy_cos_reference(on_b, tg_a) == pytest.approx(_cos(on_b, tg_a).mean())
     assert metrics.copy_cos_paper(tg_b, tg_a) == pytest.approx(_cos(tg_b, tg_a).mean())
     assert metrics.lift(0.7, 0.3) == pytest.approx(0.4)
-    # copy_cos can go negative, so lift can exceed 1 (reference §5)
+    # copy_cos can go negative, so lift can exceed 1 (reference §5, docs/reference.md#s5)
     assert metrics.lift(0.5, -0.6) > 1.0
 
 

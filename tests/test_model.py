@@ -1,5 +1,6 @@
-"""The world model: shapes and parameter counts (reference §3), target semantics, stop-gradients,
-loss composition (reference §4), encoder/predictor options, training sanity and seeding."""
+"""The world model: shapes and parameter counts (reference §3, docs/reference.md#s3), target semantics,
+stop-gradients, loss composition (reference §4, docs/reference.md#s4), encoder/predictor options, training
+sanity and seeding."""
 
 from __future__ import annotations
 
@@ -66,7 +67,7 @@ def batch(n=8, length=12, seed=0, vocab=VOCAB):
     return before, after, torch.randn(n, ACTIONS, generator=g)
 
 
-# -- parameter counts (reference §3) --------------------------------------------------------------
+# -- parameter counts (reference §3, docs/reference.md#s3) ---------------------------------------------------
 PAPER_V2 = {"one block": 198_272, "online encoder": 354_432, "EMA target": 354_432, "action encoder": 18_560,
             "predictor": 396_800, "projectors": 132_864, "total": 1_257_088, "trainable": 902_656,
             "inference export": 835_456}
@@ -94,7 +95,7 @@ def test_components_subclass_the_interfaces(wmkit_host):
     assert isinstance(model.encoder, Encoder) and isinstance(model.predictor, Predictor)
 
 
-# -- target encoder (defect D7) ------------------------------------------------------------------
+# -- target encoder (defect D7, docs/reference.md#d7) --------------------------------------------------------
 def test_target_stays_in_eval_mode_without_gradients(wmkit_host):
     model = build(tiny(model__dropout=0.5), wmkit_host)
     model.train()
@@ -128,7 +129,7 @@ def test_ema_decay_one_freezes_the_target(wmkit_host):
         assert torch.equal(value, old[key])
 
 
-# -- stop-gradient on z_t (reference §4) ----------------------------------------------------------
+# -- stop-gradient on z_t (reference §4, docs/reference.md#s4) -----------------------------------------------
 def encoder_gradient(model, values_batch) -> float | None:
     model.train()
     model.zero_grad(set_to_none=True)
@@ -288,7 +289,7 @@ def test_embed_and_predict_with(wmkit_host):
     assert not torch.allclose(shuffled, emb.pred)
 
 
-# -- training sanity and seeding (defect D3) ------------------------------------------------------------
+# -- training sanity and seeding (defect D3, docs/reference.md#d3) -------------------------------------------
 def test_tiny_model_overfits_a_fixed_batch(wmkit_host):
     torch.manual_seed(0)
     model = build(tiny(), wmkit_host)

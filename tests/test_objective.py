@@ -1,4 +1,5 @@
-"""The loss terms of wmkit.objective against independent numpy computations (reference §4)."""
+"""The loss terms of wmkit.objective against independent numpy computations
+(reference §4, docs/reference.md#s4)."""
 
 from __future__ import annotations
 
@@ -56,7 +57,8 @@ def test_pred_cosine_is_one_minus_mean_cos_and_differs_from_projector_form_by_d_
     a, b, _ = arrays(d=6)
     cos_form = objective.pred_cosine(t(a), t(b)).item()
     assert cos_form == pytest.approx(1.0 - np_cos(a, b).mean(), rel=1e-10)
-    # (2 - 2cos)/D = (2/D)(1 - cos): the reference's number is the paper's scaled by 2/D (defect D9)
+    # (2 - 2cos)/D = (2/D)(1 - cos): the reference's number is the paper's scaled by 2/D
+    # (defect D9, docs/reference.md#d9)
     assert objective.normalized_mse(t(a), t(b)).item() == pytest.approx(cos_form * 2 / 6, rel=1e-10)
 
 

@@ -357,7 +357,8 @@ def load_trainer_state(ckpt: Path) -> tuple[dict, dict, dict]:
 
 
 def check_vocab(info: dict, domain) -> None:
-    """Refuse data tokenized with another vocabulary than the checkpoint's (defect D2)."""
+    """Refuse data tokenized with another vocabulary than the checkpoint's
+    (defect D2, docs/reference.md#d2)."""
     if info.get("domain") != domain.name:
         raise CheckpointError(f"checkpoint is of domain {info.get('domain')!r} but the data is of domain "
                               f"{domain.name!r}; pass data of the checkpoint's domain")

@@ -1,6 +1,7 @@
 """Core building blocks shared by the built-in encoder and predictor, and reusable by plugins.
 
-- :class:`PreLNBlock`: the pre-LayerNorm transformer block the reference loops (reference §3);
+- :class:`PreLNBlock`: the pre-LayerNorm transformer block the reference loops
+  (reference §3, docs/reference.md#s3);
 - :func:`sinusoidal_positions`: the fixed sin/cos position table;
 - :class:`AttentionPool`: one learnable query attending over a sequence (the "attn" readout).
 
@@ -18,7 +19,7 @@ from torch import nn
 
 from wmkit.cpu_dropout import Dropout, attention_with_dropout
 
-#: standard deviation of the learnable CLS token and pooling query (reference §3)
+#: standard deviation of the learnable CLS token and pooling query (reference §3, docs/reference.md#s3)
 LEARNED_VECTOR_STD = 0.02
 
 
@@ -52,7 +53,7 @@ class SelfAttention(nn.Module):
 
 
 class PreLNBlock(nn.Module):
-    """``x + MHA(LN x)`` then ``x + MLP(LN x)`` (reference §3).
+    """``x + MHA(LN x)`` then ``x + MLP(LN x)`` (reference §3, docs/reference.md#s3).
 
     MHA has ``heads`` heads and attention dropout ``attention_dropout`` (default: ``dropout``); the MLP is
     Linear(D, D·mlp_ratio) → GELU (erf form) → Dropout → Linear(D·mlp_ratio, D) → Dropout.
@@ -98,7 +99,8 @@ def sinusoidal_positions(length: int, dim: int) -> torch.Tensor:
 
 class AttentionPool(nn.Module):
     """One learnable query (N(0, 0.02²)) attends over all positions through a 1-head
-    ``nn.MultiheadAttention`` and returns the attended vector ``[B, D]`` (reference §3 "attn").
+    ``nn.MultiheadAttention`` and returns the attended vector ``[B, D]``
+    (reference §3 (docs/reference.md#s3) "attn").
 
     ``padding_mask`` (``[B, S]``, True = ignore) excludes positions; the caller must leave at
     least one position unmasked per row (the CLS position in the built-in encoder).

@@ -2,8 +2,8 @@
 
 :func:`build_world_model` composes the components a recipe names (resolved through the plugin
 host; this module never imports a plugin by name). :meth:`WorldModel.forward` computes the
-training loss of reference §4: encode, predict, then the weighted sum of the named terms of the
-prediction cost, the regularizer and the auxiliary loss.
+training loss of reference §4 (docs/reference.md#s4): encode, predict, then the weighted sum of the named
+terms of the prediction cost, the regularizer and the auxiliary loss.
 """
 
 from __future__ import annotations
@@ -97,7 +97,7 @@ class WorldModel(nn.Module):
     - ``encoder``: the online encoder (trained);
     - ``target``: a deep copy of the encoder with no gradients, moved by :meth:`update_target`
       and kept in eval mode even under ``model.train()`` (the reference computed its targets
-      with dropout on: defect D7);
+      with dropout on: defect D7, docs/reference.md#d7);
     - ``action_encoder``: the action-encoder component (the paper's MLP over the action vector by
       default); ``predictor``: the predictor component;
     - ``pred_projector`` / ``target_projector``: only when ``model.projector.enabled``, handed to
@@ -138,7 +138,8 @@ class WorldModel(nn.Module):
 
     @torch.no_grad()
     def update_target(self) -> None:
-        """EMA step θ̄ ← d·θ̄ + (1 − d)·θ with d = ``model.target.ema_decay`` (reference §3).
+        """EMA step θ̄ ← d·θ̄ + (1 − d)·θ with d = ``model.target.ema_decay``
+        (reference §3, docs/reference.md#s3).
 
         Call it after the optimizer step. Buffers (if an encoder has any) are copied.
         """
@@ -218,7 +219,7 @@ class WorldModel(nn.Module):
         Returns ``"loss"`` (the weighted total, with gradient) and the unweighted, detached terms:
         the prediction cost's (``pred``, ``dir``, ``mag``, ``cov`` for the built-in forms), ``reg``
         (+ ``reg_<term>``), ``aux`` (the sum over ``loss.aux.loops``; + ``aux_l<k>`` per loop).
-        Reference §4:
+        Reference §4 (docs/reference.md#s4):
 
         - z_t: online readout of ``before`` (loop ``input_loop`` if set), **detached** before the
           predictor, so the main prediction path trains predictor, action encoder and projectors
@@ -348,7 +349,7 @@ class WorldModel(nn.Module):
 
     # -- reporting ---------------------------------------------------------------------------------
     def parameter_breakdown(self) -> list[tuple[str, int]]:
-        """Parameter counts, as the rows of reference §3's table.
+        """Parameter counts, as the rows of reference §3's table (docs/reference.md#s3).
 
         "one block" appears when the encoder exposes its shared block as ``encoder.block``;
         "projectors" when they exist; "regularizer and aux loss" and "prediction cost" only if those
@@ -434,7 +435,8 @@ def build_world_model(recipe: Mapping, *, vocab_size: int, pad_id: int, action_d
 def build_initial_world_model(recipe: Mapping, *, vocab_size: int, pad_id: int, action_dim: int,
                               resolve: Callable[[str, str], type]) -> WorldModel:
     """The world model exactly as training builds it before its first step: everything seeded with
-    ``meta.seed``, then built (defect D3). The audit rebuilds it to measure how far the target moved."""
+    ``meta.seed``, then built (defect D3, docs/reference.md#d3). The audit rebuilds it to measure how far
+    the target moved."""
     from wmkit.seed import seed_everything
 
     seed_everything(RecipeOptions.of(recipe).meta.seed)

@@ -1,4 +1,4 @@
-"""The loss terms of the CodeWM 2 objective, one public function each (reference §4).
+"""The loss terms of the CodeWM 2 objective, one public function each (reference §4, docs/reference.md#s4).
 
 Every function takes ``[N, D]`` tensors and returns a scalar tensor with gradient. The
 composition (weights, stop-gradients, which embeddings go where) lives in
@@ -26,11 +26,12 @@ def normalized_mse(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
 
 def pred_projector_mse(pred: torch.Tensor, target: torch.Tensor, pred_projector: nn.Module | None = None,
                        target_projector: nn.Module | None = None) -> torch.Tensor:
-    """L_pred as the reference computes it (its default, ``WM_USE_PROJECTOR=1``; reference §4):
+    """L_pred as the reference computes it (its default, ``WM_USE_PROJECTOR=1``;
+    reference §4, docs/reference.md#s4):
 
     element-mean MSE between normalize(proj_p(ẑ)) and normalize(proj_t(z̄)), i.e. (2 − 2cos)/D in
-    projector space — not the paper's 1 − cos (defect D9). Without projectors (``None``) the
-    same MSE is taken on ẑ and z̄ directly, as the reference does with ``WM_USE_PROJECTOR=0``.
+    projector space — not the paper's 1 − cos (defect D9, docs/reference.md#d9). Without projectors (``None``)
+    the same MSE is taken on ẑ and z̄ directly, as the reference does with ``WM_USE_PROJECTOR=0``.
     """
     if pred_projector is not None:
         pred = pred_projector(pred)
@@ -62,14 +63,15 @@ def delta_cosine(pred_delta: torch.Tensor, target_delta: torch.Tensor) -> torch.
 
 
 def direction_loss(pred_delta: torch.Tensor, target_delta: torch.Tensor) -> torch.Tensor:
-    """L_dir = 1 − mean_n cos(d̂_n, d_n), norms clamped at :data:`NORM_EPS` (reference §4)."""
+    """L_dir = 1 − mean_n cos(d̂_n, d_n), norms clamped at :data:`NORM_EPS`
+    (reference §4, docs/reference.md#s4)."""
     pred_unit = pred_delta / pred_delta.norm(dim=-1, keepdim=True).clamp_min(NORM_EPS)
     target_unit = target_delta / target_delta.norm(dim=-1, keepdim=True).clamp_min(NORM_EPS)
     return 1.0 - (pred_unit * target_unit).sum(dim=-1).mean()
 
 
 def magnitude_loss(pred_delta: torch.Tensor, target_delta: torch.Tensor) -> torch.Tensor:
-    """L_mag = mean_n (log(‖d̂_n‖ + ε) − log(‖d_n‖ + ε))² with ε = 1e-6 (reference §4).
+    """L_mag = mean_n (log(‖d̂_n‖ + ε) − log(‖d_n‖ + ε))² with ε = 1e-6 (reference §4, docs/reference.md#s4).
 
     ε (also the clamp floor of each norm, as in the reference) keeps the log finite when a
     delta is zero, e.g. when before == after.
@@ -86,7 +88,8 @@ def covariance_matrix(z: torch.Tensor) -> torch.Tensor:
 
 
 def covariance_loss(z: torch.Tensor) -> torch.Tensor:
-    """L_cov = Σ_{i≠j} C_ij² / D with C the unbiased covariance of ``z`` (reference §4)."""
+    """L_cov = Σ_{i≠j} C_ij² / D with C the unbiased covariance of ``z``
+    (reference §4, docs/reference.md#s4)."""
     cov = covariance_matrix(z)
     off_diagonal = cov - torch.diag_embed(torch.diagonal(cov))
     return off_diagonal.pow(2).sum() / z.shape[1]

@@ -1,7 +1,7 @@
 """Shared data preparation: rows -> filtered, tokenized, truncated, split arrays, cached on disk.
 
 :func:`prepare` streams rows from :func:`wmkit.sources.open_rows` and applies the reference's
-filters (reference §1), counting every dropped row by reason:
+filters (reference §1, docs/reference.md#s1), counting every dropped row by reason:
 
 - ``blank``: both sides blank;
 - ``too_long``: either side longer than ``max_chars`` characters;
@@ -16,13 +16,13 @@ Tokenizing (``domain.transition``) runs in a ``multiprocessing`` pool, in chunks
 
 Each kept transition is cut to ``max_len`` tokens and padded with ``domain.vocab.pad_id``
 (:func:`fit_window`): ``window="head"`` keeps the first tokens (the reference), ``window="edit"``
-keeps a window centred on the first token where before and after differ (defect D6). How many rows
-become identical only because of the cut is stored in ``meta["truncation"]`` (``dropped``: how many of
-them ``no_token_change`` dropped; ``in_arrays``: identical pairs the arrays hold).
+keeps a window centred on the first token where before and after differ (defect D6, docs/reference.md#d6). How
+many rows become identical only because of the cut is stored in ``meta["truncation"]`` (``dropped``: how many
+of them ``no_token_change`` dropped; ``in_arrays``: identical pairs the arrays hold).
 
-Split (defect D4, never tied to a training seed): a row's ``split`` column when present (``train``
--> 0; ``val`` / ``valid`` / ``validation`` / ``test`` / ``dev`` / ``holdout`` -> 1), otherwise by row id:
-``int(sha256(("split:" + row_id).encode()).hexdigest()[:8], 16) % 100 < val_percent`` -> val, where
+Split (defect D4 (docs/reference.md#d4), never tied to a training seed): a row's ``split`` column when present
+(``train`` -> 0; ``val`` / ``valid`` / ``validation`` / ``test`` / ``dev`` / ``holdout`` -> 1), otherwise by
+row id: ``int(sha256(("split:" + row_id).encode()).hexdigest()[:8], 16) % 100 < val_percent`` -> val, where
 ``row_id`` is the commit, or ``commit:new_file`` when the commit has several kept rows (a ``git:``
 history yields one row per file of a commit). For one-file-per-commit data this is the rule the
 shared CommitPackFT-style data sets were split with. Ids are these row ids (``#2``, ``#3`` appended

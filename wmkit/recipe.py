@@ -253,7 +253,7 @@ _add_component_keys(CORE_SCHEMA)
 DEPRECATED_KEYS = {"loss.aux.type": "loss.aux.name"}
 
 # ---------------------------------------------------------------------------------------------
-# The paper's environment variables (reference §9) that map onto recipe keys.
+# The paper's environment variables (reference §9, docs/reference.md#s9) that map onto recipe keys.
 # ---------------------------------------------------------------------------------------------
 
 

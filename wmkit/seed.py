@@ -1,4 +1,5 @@
-"""One seeding function, called before anything random is constructed (reference defect D3)."""
+"""One seeding function, called before anything random is constructed
+(reference defect D3, docs/reference.md#d3)."""
 
 from __future__ import annotations
 

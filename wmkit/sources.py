@@ -1,4 +1,4 @@
-"""Data sources: every scheme yields rows in the CommitPackFT schema (reference §1).
+"""Data sources: every scheme yields rows in the CommitPackFT schema (reference §1, docs/reference.md#s1).
 
 A row is a dict with ``commit, old_file, new_file, old_contents, new_contents, subject, message,
 lang, license, repos`` and optionally ``split`` (any extra columns pass through). Schemes:

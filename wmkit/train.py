@@ -34,7 +34,7 @@ from wmkit.warm_start import warm_start_action_encoder
 from wmkit.rundir import RunLock, check_target, is_empty_dir, is_run, recover, stage, write_marker
 from wmkit.runtime import check_action_inputs, load_data, pick_device, resolve_source
 
-#: reference §5 warnings
+#: reference §5 (docs/reference.md#s5) warnings
 MEMORISATION_DELTA_COS = 0.999
 MEMORISATION_AFTER_STEP = 500
 EXPLOSION_FACTOR = 50.0
@@ -66,7 +66,8 @@ class RunResult:
 
 def learning_rate(step: int, *, lr: float, warmup: int, total: int, floor_ratio: float) -> float:
     """Linear warm-up from ``floor_ratio*lr`` over ``warmup`` steps, then cosine to ``floor_ratio*lr``
-    at ``total`` (reference §4). ``step`` is 0-based; the schedule always spans the full recipe."""
+    at ``total`` (reference §4, docs/reference.md#s4). ``step`` is 0-based; the schedule always
+    spans the full recipe."""
     floor = floor_ratio * lr
     if warmup > 0 and step < warmup:
         return floor + (lr - floor) * step / warmup
@@ -294,7 +295,7 @@ def _train(recipe, run_dir: Path, *, resume: bool, force: bool, early_stop: int 
     if not world.distributed:
         device = pick_device(o.train.device)  # an unusable device is refused before anything is replaced
 
-    # 3. seed everything, then construct (reference defect D3)
+    # 3. seed everything, then construct (reference defect D3, docs/reference.md#d3)
     if o.train.threads:
         torch.set_num_threads(o.train.threads)
     model = build_initial_world_model(v, vocab_size=domain.vocab.size, pad_id=domain.vocab.pad_id,
@@ -314,7 +315,8 @@ def _train(recipe, run_dir: Path, *, resume: bool, force: bool, early_stop: int 
     # bf16 autocast wherever asked (on CPUs with bf16 units it is the faster choice); auto = CUDA only
     use_bf16 = o.train.precision == "bf16" or (o.train.precision == "auto" and device.type == "cuda")
 
-    # the fixed validation probe gallery: the same rows whatever the training seed (defect D4)
+    # the fixed validation probe gallery: the same rows whatever the training seed
+    # (defect D4, docs/reference.md#d4)
     probe_rows = np.sort(np.random.default_rng(VAL_BATCH_SEED).choice(val_idx, size=probe_size, replace=False))
     probe = [torch.from_numpy(np.asarray(a[probe_rows])).to(device) for a in (data.before, data.after, data.actions)]
     probe[0], probe[1] = probe[0].long(), probe[1].long()
@@ -461,7 +463,7 @@ def _train(recipe, run_dir: Path, *, resume: bool, force: bool, early_stop: int 
             loggers.metrics(step, "train", row)
             view.update(step, row)
 
-            # -- the reference's warnings (§5) -----------------------------------------------------
+            # -- the reference's warnings (§5, docs/reference.md#s5) -----------------------------------------
             train_delta_cos = 1.0 - row["dir"] if "dir" in row else None
             if (train_delta_cos is not None and step > MEMORISATION_AFTER_STEP
                     and train_delta_cos > MEMORISATION_DELTA_COS and "memorisation" not in warned):

@@ -1,4 +1,4 @@
-"""Edit actions of a Python commit: the reference's 7-D and 15-D vectors (reference §2).
+"""Edit actions of a Python commit: the reference's 7-D and 15-D vectors (reference §2, docs/reference.md#s2).
 
 7-D (``compute_action``):
 

@@ -1,4 +1,4 @@
-"""The ``code`` domain: Python files before and after a commit (reference §1-§2).
+"""The ``code`` domain: Python files before and after a commit (reference §1-§2, docs/reference.md#s1, #s2).
 
 State = the AST token sequence of a whole file (:mod:`wmkit_code.tokenizer`); action = the 7-D or
 15-D edit vector (:mod:`wmkit_code.actions`); labels = ``edit_type``, ``scope`` and ``joint``.

@@ -1,4 +1,5 @@
-"""Python AST tokenizer with a fixed, versioned vocabulary (reference §1, defects D1 and D2 fixed).
+"""Python AST tokenizer with a fixed, versioned vocabulary
+(reference §1, defects D1 and D2 (docs/reference.md#s1, #d1, #d2) fixed).
 
 A source file becomes ``[BOS, ..., EOS]``: for every node in breadth-first ``ast.walk`` order it
 emits
@@ -17,11 +18,11 @@ Sequences are returned untruncated; truncation and padding happen in :mod:`wmkit
 
 Differences from the reference, on purpose:
 
-- D1: identifiers are bucketed with FNV-1a 32-bit, not Python's per-process salted ``hash()``, so
-  token ids are identical in every process.
-- D2: every token kind has its own id range (:data:`RANGES`); node types no longer collide with
-  identifier buckets. The table is written out below (Python 3.10-3.14 concrete node classes), not
-  computed from the running interpreter, so the ids do not depend on the Python version.
+- D1 (docs/reference.md#d1): identifiers are bucketed with FNV-1a 32-bit, not Python's per-process salted
+  ``hash()``, so token ids are identical in every process.
+- D2 (docs/reference.md#d2): every token kind has its own id range (:data:`RANGES`); node types no longer
+  collide with identifier buckets. The table is written out below (Python 3.10-3.14 concrete node classes),
+  not computed from the running interpreter, so the ids do not depend on the Python version.
 - The reference hashed ``__const_<type>__`` into the identifier buckets; here each constant type
   has its own token (``CONST_<type>``, unknown types -> ``CONST_other``), so it cannot collide.
 

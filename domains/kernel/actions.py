@@ -2,9 +2,9 @@
 
 Every component lies in [0, 1]. Dimensions 0-7 are *signed*: 0.5 means "no change", above 0.5 an
 increase, below a decrease, ``a = 0.5 + 0.5 * clip(delta / C, -1, 1)`` with a per-dimension
-scale ``C``. Dimensions 8-11 are plain magnitudes. (The reference KernelWM's 12-D action, spec §8,
-describes CUTLASS config migrations; this one describes source edits, in the spirit of the 15-D
-code action of spec §2.)
+scale ``C``. Dimensions 8-11 are plain magnitudes. (The reference KernelWM's 12-D action,
+spec §8 (docs/reference.md#s8), describes CUTLASS config migrations; this one describes source edits, in the
+spirit of the 15-D code action of spec §2 (docs/reference.md#s2).)
 
 ====  ===================  =====================================================================  ===
 dim   name                 delta (new minus old)                                                  C

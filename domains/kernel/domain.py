@@ -3,8 +3,9 @@
 State = one kernel source file, tokenized by :mod:`wmkit_kernel.tokenizer` (Pygments lexer, fixed
 vocabulary ``kernel-lex-1`` with disjoint ranges). Action = the 12-D vector of
 :mod:`wmkit_kernel.actions`. Default source = ``embedded:kernels``, the deterministic generator of
-:mod:`wmkit_kernel.generator`. Reference: spec §8 (KernelWM) for the task, §1/§2 for the CodeWM
-data and action conventions, §11 for the defects avoided (stable hashing, disjoint vocabulary).
+:mod:`wmkit_kernel.generator`. Reference: spec §8 (docs/reference.md#s8) (KernelWM) for the task,
+§1/§2 (docs/reference.md#s1, #s2) for the CodeWM data and action conventions, §11 (docs/reference.md#s11) for
+the defects avoided (stable hashing, disjoint vocabulary).
 
 Labels for probes: ``edit_class`` (argmax of the action's change indicators, see
 :func:`wmkit_kernel.actions.edit_class`), ``transform`` and ``family`` (generated rows only; -1

@@ -3,7 +3,7 @@
 Pygments lexes the text (``CudaLexer`` for CUDA, ``PythonLexer`` for Triton); this module turns the
 Pygments token stream into *lexemes* (kind, normalised text, vocabulary id, numeric value) and
 from there into ids of a fixed, versioned vocabulary with disjoint ranges (the fix for reference
-defects D1/D2, spec §11):
+defects D1/D2, spec §11, docs/reference.md#d1, #d2):
 
 =============  ===============  ==============================================================
 range          ids              content

@@ -1,4 +1,4 @@
-"""The paper's action encoder: an MLP over the domain's action vector (reference §3)."""
+"""The paper's action encoder: an MLP over the domain's action vector (reference §3, docs/reference.md#s3)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The ``cos_align`` auxiliary loss (reference §4)."""
+"""The ``cos_align`` auxiliary loss (reference §4, docs/reference.md#s4)."""
 
 from __future__ import annotations
 

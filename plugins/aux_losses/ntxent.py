@@ -1,4 +1,5 @@
-"""The ``ntxent`` auxiliary loss: supervised contrastive learning on per-loop deltas (reference §4)."""
+"""The ``ntxent`` auxiliary loss: supervised contrastive learning on per-loop deltas
+(reference §4, docs/reference.md#s4)."""
 
 from __future__ import annotations
 

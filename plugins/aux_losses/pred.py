@@ -1,4 +1,5 @@
-"""The ``pred`` auxiliary loss: deep supervision through the shared predictor (reference §4)."""
+"""The ``pred`` auxiliary loss: deep supervision through the shared predictor
+(reference §4, docs/reference.md#s4)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The looped-transformer state encoder of CodeWM 2 (reference §3)."""
+"""The looped-transformer state encoder of CodeWM 2 (reference §3, docs/reference.md#s3)."""
 
 from __future__ import annotations
 
@@ -17,8 +17,8 @@ from wmkit_encoders.plugin import LoopedEncoderOptions
 class LoopedTransformerEncoder(Encoder):
     """Token ids ``[B, L]`` → pooled readout ``z`` ``[B, D]`` after each of ``loops`` passes.
 
-    Pipeline (reference §3): token embedding; a learnable CLS vector (N(0, 0.02²)) prepended;
-    fixed sinusoidal positions for ``max_len + 1`` positions added; dropout; then **one**
+    Pipeline (reference §3, docs/reference.md#s3): token embedding; a learnable CLS vector (N(0, 0.02²))
+    prepended; fixed sinusoidal positions for ``max_len + 1`` positions added; dropout; then **one**
     :class:`~wmkit.layers.PreLNBlock` applied ``loops`` times with shared weights. After every
     loop the same readout (``pool`` then LayerNorm) is taken, so ``loops[k-1]`` is loop k's
     embedding and ``loops[-1]`` is ``z``.

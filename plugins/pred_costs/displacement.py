@@ -1,4 +1,5 @@
-"""What every built-in prediction cost shares: the displacement and covariance terms (reference §4)."""
+"""What every built-in prediction cost shares: the displacement and covariance terms
+(reference §4, docs/reference.md#s4)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The looped-transformer latent predictor of CodeWM 2 (reference §3)."""
+"""The looped-transformer latent predictor of CodeWM 2 (reference §3, docs/reference.md#s3)."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from wmkit_predictors.plugin import LoopedPredictorOptions
 
 
 class LoopedTransformerPredictor(Predictor):
-    """ẑ = LN(token 0 of Blocks([z_state, a])) (reference §3).
+    """ẑ = LN(token 0 of Blocks([z_state, a])) (reference §3, docs/reference.md#s3).
 
     The input is the 2-token sequence [state, action embedding] with no position or type
     embedding. Block 1 is applied ``loops`` times, then block 2 ``loops`` times, and so on for

@@ -1,4 +1,4 @@
-"""SIGReg as the reference computes it (reference §4)."""
+"""SIGReg as the reference computes it (reference §4, docs/reference.md#s4)."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ _FLOOR = 1e-8
 
 
 class SIGReg(Regularizer):
-    """Mean over random directions of |term1 − term2 − √2| (reference §4).
+    """Mean over random directions of |term1 − term2 − √2| (reference §4, docs/reference.md#s4).
 
     For each of ``directions`` unit vectors u_m, drawn afresh on every call from torch's global
     RNG (seed it to reproduce a value), the projections p = z·u_m are standardised,

@@ -1,4 +1,4 @@
-"""VICReg in the reference's exact form (reference §4)."""
+"""VICReg in the reference's exact form (reference §4, docs/reference.md#s4)."""
 
 from __future__ import annotations
 

@@ -47,7 +47,7 @@ trajectory probes."""
 #: which rows an audit measures: the validation split, or the held-out repositories
 AUDIT_SPLITS = ("val", "holdout")
 
-#: one line per reported metric: what exactly it is (defect D9: name every form)
+#: one line per reported metric: what exactly it is (defect D9 (docs/reference.md#d9): name every form)
 METRIC_NAMES = {
     "knn_at_k": "KNN@k: fraction of predictions ẑ_i whose own target z̄_i (target(after)) is among the k "
                 "most cosine-similar of all N targets (gallery N); random = k/N",

@@ -1,4 +1,5 @@
-"""Geometry probes of the online encoder (reference §7), computed from embeddings already encoded.
+"""Geometry probes of the online encoder (reference §7, docs/reference.md#s7), computed from
+embeddings already encoded.
 
 Everything here is a function of NumPy arrays: per-loop pooled readouts of the before and after
 states, final embeddings, labels and trajectory ids. The audit encodes; this module measures.
@@ -30,8 +31,9 @@ def label_probes(loop_states: Sequence[np.ndarray], loop_deltas: Sequence[np.nda
                  seed: int = PROBE_SEED) -> dict:
     """Linear-probe accuracy of each label from each loop, beside its majority-class baseline.
 
-    ``from_before``: the loop-ℓ before-embedding (reference §7 PROBE 1); ``from_delta``: the loop-ℓ
-    change ``z_after − z_before`` (what the edit did). Missing labels (−1) are dropped.
+    ``from_before``: the loop-ℓ before-embedding (reference §7 (docs/reference.md#s7) PROBE 1);
+    ``from_delta``: the loop-ℓ change ``z_after − z_before`` (what the edit did). Missing
+    labels (−1) are dropped.
     """
     out = {}
     for name, y in labels.items():
@@ -67,14 +69,14 @@ def geometry_probes(*, online_before: np.ndarray, online_after: np.ndarray, targ
                     label_names: Mapping[str, Sequence[str]] | None = None,
                     trajectory_deltas: np.ndarray | None = None, trajectory_ids: np.ndarray | None = None,
                     seed: int = PROBE_SEED) -> dict:
-    """Every §7 probe the embeddings allow; JSON-ready.
+    """Every §7 (docs/reference.md#s7) probe the embeddings allow; JSON-ready.
 
     - ``signal_ratio``: per loop, mean ‖z^ℓ_after − z^ℓ_before‖ / ‖z^ℓ_before‖;
-    - ``erank_states`` / ``erank_deltas``: centred effective rank (§7 form) of online(before) and of
-      online(after) − online(before), with the ``min(N − 1, D)``-normalised value;
+    - ``erank_states`` / ``erank_deltas``: centred effective rank (§7 (docs/reference.md#s7) form) of
+      online(before) and of online(after) − online(before), with the ``min(N − 1, D)``-normalised value;
     - ``top_singular_share``: centred S₀²/ΣS² of online(before) and target(before);
     - ``delta_probe``: per loop, held-out mean cosine of a linear map from the loop-ℓ before-embedding
-      to the final online delta (the linear ceiling, reference PROBE 2);
+      to the final online delta (the linear ceiling, reference PROBE 2, docs/reference.md#s7);
     - ``cross_loop_delta_cos``: mean cos between the loop-i and loop-j deltas (PROBE 4);
     - ``loop_straightness``: per interior loop, mean cos(z_{ℓ+1} − z_ℓ, z_ℓ − z_{ℓ−1}) of the before state;
     - ``probes``: :func:`label_probes`;

@@ -95,7 +95,8 @@ def knn_curve(pred: np.ndarray, target: np.ndarray, shuffled: np.ndarray | None 
 def action_sensitivity(*, true: dict, shuffled_pred: np.ndarray, target_after: np.ndarray,
                        online_before: np.ndarray, actions: np.ndarray, perm: np.ndarray,
                        clock: _Clock | None = None) -> dict:
-    """Predictions made with another sample's action (``actions[perm]``) versus the true ones (D10).
+    """Predictions made with another sample's action (``actions[perm]``) versus the true ones
+    (D10, docs/reference.md#d10).
 
     ``true`` holds the true-action ``knn_at_k``, ``cos`` and ``delta_cos``. ``ignores_action`` follows
     :func:`wmkit.audit.verdict.ignores_action` (``None`` = inconclusive).

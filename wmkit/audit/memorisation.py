@@ -156,8 +156,8 @@ def near_duplicates(val_before, val_after, train_before, train_after, pad_id: in
     :data:`NEAR_DUPLICATE_JACCARD`), ``near_duplicates`` (of those, the ones whose edit also matches,
     Jaccard ≥ :data:`EDIT_JACCARD`), ``exact_duplicates`` (both sides token-identical),
     ``unchanged_in_window`` (near duplicates whose two sides are identical after truncation: the edit
-    lies beyond the window, defect D6), the fractions and a few examples ``(val id, train id, content
-    jaccard, edit jaccard)``.
+    lies beyond the window, defect D6, docs/reference.md#d6), the fractions and a few examples ``(val id,
+    train id, content jaccard, edit jaccard)``.
     """
     cv, ev = pair_sketches(val_before, val_after, pad_id)
     ct, et = pair_sketches(train_before, train_after, pad_id)

@@ -9,13 +9,15 @@ import numpy as np
 from wmkit.errors import DataError
 
 FULL_VAL_SIZE = 5000
-"""``--full-val`` audits this many validation pairs (reference §5), or the whole split if smaller."""
+"""``--full-val`` audits this many validation pairs (reference §5, docs/reference.md#s5), or the whole
+split if smaller."""
 DEFAULT_VAL_SIZE = 1000
 """Validation pairs audited without ``--full-val`` or ``--val-size``."""
 MIN_VAL_SIZE = 10
 """Fewer validation pairs than this cannot give a meaningful audit."""
 SAMPLE_SEED = 0
-"""Seed of the validation and training samples: the same rows for every training seed (defect D4)."""
+"""Seed of the validation and training samples: the same rows for every training seed
+(defect D4, docs/reference.md#d4)."""
 ACTION_SHUFFLE_SEED = 1
 """Seed of the derangement that gives every prediction another sample's action."""
 

@@ -13,7 +13,8 @@ import math
 
 COLLAPSE_NORMALISED_ERANK = 0.05
 """Collapsed readout if the centred effective rank of online(before), divided by min(N − 1, D), is
-below this (reference §7 erank form). 0.05 of a 128-D space is about 6 used directions."""
+below this (reference §7 (docs/reference.md#s7) erank form). 0.05 of a 128-D space is about
+6 used directions."""
 
 COLLAPSE_STD_FRACTION = 0.1
 """Collapsed readout if the std of L2-normalised online embeddings (mean over dimensions) is below
@@ -22,14 +23,14 @@ then points almost the same way."""
 
 COLLAPSED_PREDICTOR_ERANK_RATIO = 0.1
 """Collapsed predictor if the uncentred effective rank of the predictions is below this fraction of
-the targets' (both reference §5 full-val form), or the predictions' own std-of-L2 test fails while
-the readout is not collapsed. The paper's best model sits at 6.1 / 53.3 ≈ 0.11, its named
+the targets' (both reference §5 (docs/reference.md#s5) full-val form), or the predictions' own std-of-L2 test
+fails while the readout is not collapsed. The paper's best model sits at 6.1 / 53.3 ≈ 0.11, its named
 bottleneck, just above the line."""
 
 IGNORES_ACTION_KNN_RATIO = 0.9
 """Ignores the action if KNN@5 with every prediction made from another sample's action is at least
-this fraction of KNN@5 with the true action (defect D10): the action barely changes what is
-retrieved."""
+this fraction of KNN@5 with the true action (defect D10, docs/reference.md#d10): the action barely changes
+what is retrieved."""
 
 ACTION_TEST_MIN_OVER_RANDOM = 2.0
 """The action test only judges when the true KNN@5 is at least this many times its random baseline;

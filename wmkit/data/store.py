@@ -98,7 +98,8 @@ class PreparedData:
 
 
 def _truncation_report(c: "_Collector") -> dict:
-    """Pairs that the cut to ``max_len`` made identical (defect D6), and what became of them."""
+    """Pairs that the cut to ``max_len`` made identical (defect D6, docs/reference.md#d6), and
+    what became of them."""
     windowed = c.kept + c.identical_dropped
     identical = c.identical + c.identical_dropped
     return {"identical_after_truncation": identical, "dropped": c.identical_dropped,

@@ -30,7 +30,7 @@ def fit_window(before, after, max_len: int, window: str, pad_id: int) -> tuple[n
     """Cut both sides to ``max_len`` tokens (see :func:`window_start`) and pad.
 
     Returns ``(before, after, identical)`` where ``identical`` is True when the cut sides are equal
-    although the full sequences differ (defect D6).
+    although the full sequences differ (defect D6, docs/reference.md#d6).
     """
     start = window_start(before, after, max_len, window)
     cut_b, cut_a = before[start:start + max_len], after[start:start + max_len]

@@ -66,7 +66,7 @@ def _process_chunk(domain, s: _Settings, rows: list[dict]):
                 raise ValueError("bad action")
             b, a, same = fit_window(tr.before, tr.after, s.max_len, s.window, s.pad_id)
             if not s.keep_unchanged and np.array_equal(b, a):
-                # the suffix tells the collector the cut made them equal (defect D6)
+                # the suffix tells the collector the cut made them equal (defect D6, docs/reference.md#d6)
                 reasons.append(NO_TOKEN_CHANGE + (WINDOW_SUFFIX if same else ""))
                 continue
             if min(b.min(), a.min()) < 0 or max(b.max(), a.max()) >= s.vocab_size:

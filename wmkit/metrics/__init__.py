@@ -4,14 +4,15 @@ Every function takes NumPy arrays or torch tensors (rows are samples) and return
 NumPy arrays or small result tuples. Computation is done in float64 NumPy except the nearest
 neighbour search (faiss, float32, :mod:`wmkit.search`) and the linear classifier probe (torch).
 
-The reference computes several quantities under one name (defect D9 of reference §11); here each
-form has its own function and docstring:
+The reference computes several quantities under one name (defect D9 of reference §11, docs/reference.md#d9);
+here each form has its own function and docstring:
 
-* :func:`effective_rank_uncentred` -- reference §5 (training probe and full-val audit):
+* :func:`effective_rank_uncentred` -- reference §5 (docs/reference.md#s5) (training probe and full-val audit):
   ``exp(H(s / Σs))`` of the singular values ``s`` of the *uncentred* matrix.
-* :func:`effective_rank_centred` -- reference §7 (``isotropy_analysis``): centre the columns, then
-  ``exp(H(s² / Σs²))``; also normalised by ``min(N − 1, D)`` (the rank a centred N×D matrix can
-  reach; dividing by ``min(N, D)`` would leave a spurious floor, see anchors §3).
+* :func:`effective_rank_centred` -- reference §7 (docs/reference.md#s7) (``isotropy_analysis``): centre the
+  columns, then ``exp(H(s² / Σs²))``; also normalised by ``min(N − 1, D)`` (the rank a centred N×D matrix can
+  reach; dividing by ``min(N, D)`` would leave a spurious floor, see
+  anchors §3, docs/reference.md#anchors-s3).
 * :func:`copy_cos_reference` (cross-encoder, what the reference code logs) versus
   :func:`copy_cos_paper` (paper Eq. 1, target encoder on both sides).
 

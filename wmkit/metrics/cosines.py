@@ -19,14 +19,16 @@ def row_cosines(a: Any, b: Any) -> np.ndarray:
 
 
 def mean_cos(a: Any, b: Any) -> float:
-    """Mean over rows of ``cos(a_i, b_i)`` on raw (not centred) vectors (reference §5 "cos")."""
+    """Mean over rows of ``cos(a_i, b_i)`` on raw (not centred) vectors
+    (reference §5 (docs/reference.md#s5) "cos")."""
     return float(row_cosines(a, b).mean())
 
 
 def delta_cos(pred: Any, target: Any, origin: Any) -> float:
     """Mean ``cos(ẑ − z_on, z̄ − z_on)``: predicted change versus actual change from ``origin``.
 
-    Reference §5: ``origin`` is online(before), ``pred`` the prediction, ``target`` target(after).
+    Reference §5 (docs/reference.md#s5): ``origin`` is online(before), ``pred`` the prediction,
+    ``target`` target(after).
     """
     o = _matrix(origin, "origin")
     return mean_cos(_matrix(pred, "pred") - o, _matrix(target, "target") - o)
@@ -35,8 +37,8 @@ def delta_cos(pred: Any, target: Any, origin: Any) -> float:
 def copy_cos_reference(online_before: Any, target_after: Any) -> float:
     """Copy baseline as the reference code computes it: mean ``cos(online(before), target(after))``.
 
-    A cross-encoder cosine (reference §5); it drifts below 0 once the online encoder moves away from
-    the slow EMA target, which is how a lift above 1 can happen.
+    A cross-encoder cosine (reference §5, docs/reference.md#s5); it drifts below 0 once the online encoder
+    moves away from the slow EMA target, which is how a lift above 1 can happen.
     """
     return mean_cos(online_before, target_after)
 
@@ -52,7 +54,8 @@ def lift(cos: float, copy_cos: float) -> float:
 
 
 def cross_cosines(pred: Any, target: Any) -> dict[str, float]:
-    """Prediction–target cosine on the diagonal versus off it (reference §5 full-val audit).
+    """Prediction–target cosine on the diagonal versus off it
+    (reference §5 (docs/reference.md#s5) full-val audit).
 
     ``diag`` = mean ``cos(ẑ_i, z̄_i)``; ``off`` = mean over ``i ≠ j`` of ``cos(ẑ_i, z̄_j)``;
     ``gap = diag − off`` (the paper's "gap" column). Computed in O(N·D) from row sums.

@@ -1,4 +1,5 @@
-"""Geometry of edits (reference §7): how far a state moves, and how straight trajectories and loops run."""
+"""Geometry of edits (reference §7, docs/reference.md#s7): how far a state moves, and how straight
+trajectories and loops run."""
 
 from __future__ import annotations
 
@@ -11,7 +12,8 @@ from wmkit.metrics.cosines import mean_cos
 
 
 def signal_ratio(before: Any, after: Any) -> float:
-    """Mean over rows of ``‖z_after − z_before‖ / ‖z_before‖`` (reference §7 PROBE 5)."""
+    """Mean over rows of ``‖z_after − z_before‖ / ‖z_before‖``
+    (reference §7 (docs/reference.md#s7) PROBE 5)."""
     b, a = _matrix(before, "before"), _matrix(after, "after")
     return float((np.linalg.norm(a - b, axis=1) / np.maximum(np.linalg.norm(b, axis=1), _EPS)).mean())
 
@@ -32,7 +34,8 @@ def _trajectory_pairs(trajectory: Any) -> tuple[np.ndarray, np.ndarray]:
 
 
 def consecutive_delta_cos(deltas: Any, trajectory: Any) -> float:
-    """Mean ``cos(δ_j, δ_{j−1})`` over successive edits of the same trajectory (reference §7).
+    """Mean ``cos(δ_j, δ_{j−1})`` over successive edits of the same trajectory
+    (reference §7, docs/reference.md#s7).
 
     ``deltas`` [N, D] holds one edit per row (``z_after − z_before``, i.e. ``δ_j = z_{j+1} − z_j``
     for a chained trajectory); ``trajectory`` [N] groups rows, which must be in order. NaN when no
@@ -48,8 +51,8 @@ def consecutive_delta_cos(deltas: Any, trajectory: Any) -> float:
 def straightness(deltas: Any, trajectory: Any) -> float:
     """Fraction of successive edits with curvature ``κ_j = ‖δ_j − δ_{j−1}‖ / ‖δ_{j−1}‖ < 1``.
 
-    Reference §7 (``curvature_analysis``, score 0.132 on its 6-loop model). Same inputs as
-    :func:`consecutive_delta_cos`; NaN when no trajectory has two edits.
+    Reference §7 (docs/reference.md#s7) (``curvature_analysis``, score 0.132 on its 6-loop model). Same inputs
+    as :func:`consecutive_delta_cos`; NaN when no trajectory has two edits.
     """
     d = _matrix(deltas, "deltas")
     prev, cur = _trajectory_pairs(trajectory)
@@ -68,8 +71,8 @@ def loop_straightness(loops: Sequence[Any]) -> list[float]:
     """Straightness of the path an embedding takes through the encoder loops.
 
     For each interior loop ℓ (1 ≤ ℓ ≤ L − 2, 0-based), the mean over rows of
-    ``cos(z_{ℓ+1} − z_ℓ, z_ℓ − z_{ℓ−1})`` (reference §7, the cross-seed "straightness" [I]); a
-    3-loop encoder gives one value. Fewer than 3 loops give an empty list.
+    ``cos(z_{ℓ+1} − z_ℓ, z_ℓ − z_{ℓ−1})`` (reference §7 (docs/reference.md#s7), the cross-seed "straightness"
+    [I]); a 3-loop encoder gives one value. Fewer than 3 loops give an empty list.
     """
     zs = [_matrix(z, f"loop {i}") for i, z in enumerate(loops)]
     return [mean_cos(zs[i + 1] - zs[i], zs[i] - zs[i - 1]) for i in range(1, len(zs) - 1)]

@@ -42,8 +42,8 @@ def nearest_indices(queries: Any, gallery: Any, k: int) -> np.ndarray:
 def knn_accuracy(queries: Any, gallery: Any, ks: Sequence[int] = (1, 5, 10, 50)) -> dict[int, float]:
     """KNN@k for each ``k``: fraction of queries ``i`` whose gallery item ``i`` is in the top-k.
 
-    Similarity is cosine; the gallery is all rows of ``gallery`` (reference §5: prediction ẑ_i as
-    query, every target z̄_j as gallery). Compare with :func:`random_baseline` ``(k, N)``.
+    Similarity is cosine; the gallery is all rows of ``gallery`` (reference §5 (docs/reference.md#s5):
+    prediction ẑ_i as query, every target z̄_j as gallery). Compare with :func:`random_baseline` ``(k, N)``.
     """
     ks = [int(k) for k in ks]
     ranks = knn_ranks(queries, gallery, max(ks))

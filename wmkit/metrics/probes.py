@@ -17,7 +17,7 @@ class ProbeResult(NamedTuple):
     """A held-out linear-probe accuracy and the majority-class baseline of the same test split."""
 
     accuracy: float
-    #: fraction of the test split that belongs to its most frequent class (defect D12)
+    #: fraction of the test split that belongs to its most frequent class (defect D12, docs/reference.md#d12)
     majority_baseline: float
     n_train: int
     n_test: int
@@ -28,7 +28,7 @@ def split_indices(n: int, seed: int, train_fraction: float = 0.8) -> tuple[np.nd
     """A fixed train/test split of ``range(n)`` from ``seed`` (the same for every call).
 
     The reference draws a fresh split per probe call, so two probes on the same tensor differ by
-    split noise (reference §7); here one seed gives one split.
+    split noise (reference §7, docs/reference.md#s7); here one seed gives one split.
     """
     if n < 2:
         raise ValueError(f"a train/test split needs at least 2 rows, got {n}")
@@ -51,7 +51,8 @@ def linear_probe_accuracy(x: Any, y: Any, seed: int = 0, epochs: int = 200, lr: 
     (:func:`split_indices`); features standardised with the train split's mean and std (a linear
     change of variables: the same model class as the reference, easier to optimise); a
     zero-initialised ``Linear(D, C)`` trained full-batch with Adam(``lr``) on cross-entropy for
-    ``epochs`` steps (reference §7 PROBE 1). Returned beside the test split's majority-class rate.
+    ``epochs`` steps (reference §7 (docs/reference.md#s7) PROBE 1). Returned beside the test split's
+    majority-class rate.
     """
     import torch
 
@@ -95,8 +96,8 @@ def linear_probe_accuracy(x: Any, y: Any, seed: int = 0, epochs: int = 200, lr: 
 def linear_delta_probe(x: Any, y: Any, seed: int = 0, ridge: float = 1e-3) -> float:
     """Held-out mean cosine of a linear regressor from ``x`` [N, D] to targets ``y`` [N, E].
 
-    Reference §7 PROBE 2 (loop-ℓ before-embedding → final online delta). Fitted in closed form
-    (least squares with a bias and a small ridge, ``ridge · mean(diag(XᵀX))``) on the fixed 80% of
+    Reference §7 (docs/reference.md#s7) PROBE 2 (loop-ℓ before-embedding → final online delta). Fitted in
+    closed form (least squares with a bias and a small ridge, ``ridge · mean(diag(XᵀX))``) on the fixed 80% of
     :func:`split_indices`, scored as mean ``cos(ŷ_i, y_i)`` on the other 20%: the ceiling of what a
     linear map can predict.
     """

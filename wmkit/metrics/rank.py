@@ -20,7 +20,7 @@ def _entropy_exp(weights: np.ndarray) -> float:
 
 
 def effective_rank_uncentred(x: Any, *, normalize_rows: bool = False) -> float:
-    """Effective rank in the reference's §5 form: ``exp(H(p))``, ``p = s / Σs``.
+    """Effective rank in the reference's §5 (docs/reference.md#s5) form: ``exp(H(p))``, ``p = s / Σs``.
 
     ``s`` are the singular values of the **uncentred** matrix ``X`` [N, D] (rows not centred, so a
     common offset counts as one direction). With ``normalize_rows=True`` the rows are first
@@ -34,7 +34,8 @@ def effective_rank_uncentred(x: Any, *, normalize_rows: bool = False) -> float:
 
 
 class CentredRank(NamedTuple):
-    """Effective rank of a centred matrix (reference §7 form) and its normalised value."""
+    """Effective rank of a centred matrix (reference §7 (docs/reference.md#s7) form) and its
+    normalised value."""
 
     erank: float
     #: ``erank / min(N − 1, D)`` in [0, 1]
@@ -54,7 +55,7 @@ def _centred_spectrum(x: Any) -> tuple[np.ndarray, float]:
 
 
 def effective_rank_centred(x: Any) -> CentredRank:
-    """Effective rank in the reference's §7 (``isotropy_analysis``) form, normalised.
+    """Effective rank in the reference's §7 (docs/reference.md#s7) (``isotropy_analysis``) form, normalised.
 
     Centre the columns of ``X`` [N, D], take its singular values ``S``, then
     ``erank = exp(H(S² / ΣS²))`` (entropy of the explained-variance spectrum), and
@@ -71,7 +72,8 @@ def effective_rank_centred(x: Any) -> CentredRank:
 
 
 def top_singular_share(x: Any, *, centred: bool = True) -> float:
-    """Share of the largest singular value in the spectrum: ``S₀² / ΣS²`` (reference §7).
+    """Share of the largest singular value in the spectrum: ``S₀² / ΣS²``
+    (reference §7, docs/reference.md#s7).
 
     Centred by default, as the reference's ``isotropy_analysis``; 1.0 means one direction carries
     all the variance. A matrix with no variance gives 0.

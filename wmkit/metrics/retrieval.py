@@ -1,4 +1,4 @@
-"""Scores of a ranking against a relevance judgement: MRR@10 and R@k (reference §6)."""
+"""Scores of a ranking against a relevance judgement: MRR@10 and R@k (reference §6, docs/reference.md#s6)."""
 
 from __future__ import annotations
 
@@ -37,7 +37,7 @@ def relevance_hits(ranking: Any, relevant: Relevance, depth: int = 10) -> np.nda
 def mrr_at_10(ranking: Any, relevant: Relevance) -> float:
     """Mean over queries of ``1 / rank`` of the first relevant item in the top 10, 0 if none.
 
-    Reference §6 ("MRR", effectively MRR@10); ranks are 1-based.
+    Reference §6 (docs/reference.md#s6) ("MRR", effectively MRR@10); ranks are 1-based.
     """
     hits = relevance_hits(ranking, relevant, depth=10)
     first = np.where(hits.any(axis=1), hits.argmax(axis=1) + 1, 0)
@@ -45,6 +45,7 @@ def mrr_at_10(ranking: Any, relevant: Relevance) -> float:
 
 
 def recall_at_k(ranking: Any, relevant: Relevance, k: int) -> float:
-    """Fraction of queries with at least one relevant item in the top ``k`` (reference §6 R@k)."""
+    """Fraction of queries with at least one relevant item in the top ``k``
+    (reference §6 (docs/reference.md#s6) R@k)."""
     hits = relevance_hits(ranking, relevant, depth=k)
     return float(hits.any(axis=1).mean())

@@ -1,4 +1,4 @@
-"""Edit embedders the retrieval benchmark compares wmkit against (reference §6).
+"""Edit embedders the retrieval benchmark compares wmkit against (reference §6, docs/reference.md#s6).
 
 Every embedder maps an edit (a before and an after state) to one vector, its *edit embedding*, and
 implements the same small interface, :class:`EditEmbedder`:
@@ -15,8 +15,8 @@ The embedders (one class each):
 - :class:`TransformersEmbedder` — any ``transformers`` encoder (``AutoTokenizer``/``AutoModel``
   from a local path or a cached hub id): the text of each side pre-truncated to 2048 characters,
   tokenized to at most 512 tokens, ``last_hidden_state`` mean-pooled over the attention mask; the
-  edit vector is ``pool(after) − pool(before)`` (reference §6, CodeBERT/UnixCoder protocol). A
-  model whose forward returns a tensor (CodeT5+ ``codet5p-110m-embedding`` with
+  edit vector is ``pool(after) − pool(before)`` (reference §6 (docs/reference.md#s6), CodeBERT/UnixCoder
+  protocol). A model whose forward returns a tensor (CodeT5+ ``codet5p-110m-embedding`` with
   ``trust_remote_code``) is used through that embedding head instead of mean pooling.
   :func:`random_arch_embedder` builds one with random weights from a config alone, for latency.
 - :class:`SentenceTransformerEmbedder` — a sentence-transformers model (all-MiniLM-L6-v2 is

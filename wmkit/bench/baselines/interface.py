@@ -1,4 +1,5 @@
-"""What every edit embedder implements (:class:`EditEmbedder`), its inputs, and the limits of reference §6."""
+"""What every edit embedder implements (:class:`EditEmbedder`), its inputs, and the limits of
+reference §6 (docs/reference.md#s6)."""
 
 from __future__ import annotations
 
@@ -9,9 +10,9 @@ import numpy as np
 
 from wmkit.errors import WmkitError
 
-#: reference §6: each side's text is cut to its first 2048 characters before tokenizing
+#: reference §6 (docs/reference.md#s6): each side's text is cut to its first 2048 characters before tokenizing
 MAX_CHARS = 2048
-#: reference §6: at most 512 tokens per side
+#: reference §6 (docs/reference.md#s6): at most 512 tokens per side
 MAX_TOKENS = 512
 #: texts per forward pass when embedding the benchmark set (not when timing: that is batch 1)
 EMBED_BATCH = 16
@@ -98,7 +99,7 @@ class EditEmbedder:
         """Bool [N]: pairs whose two sides reach the model identical (None: not applicable).
 
         For the text encoders that is "identical after the 2048-character cut" (reference defect
-        D6: an edit beyond the cut is invisible); their edit vector is then exactly 0.
+        D6 (docs/reference.md#d6): an edit beyond the cut is invisible); their edit vector is then exactly 0.
         """
         return None
 

@@ -1,9 +1,10 @@
-"""``wmkit bench retrieval``: edit retrieval against foundation models, with CPU latency (reference §6).
+"""``wmkit bench retrieval``: edit retrieval against foundation models, with CPU latency
+(reference §6, docs/reference.md#s6).
 
 Protocol (what this module does, in order):
 
-1. **Samples (defect D5).** Queries and gallery come only from the validation split of the
-   checkpoint's recorded data source (the run's ``config.json`` ``data.source``, else the
+1. **Samples (defect D5, docs/reference.md#d5).** Queries and gallery come only from the validation split of
+   the checkpoint's recorded data source (the run's ``config.json`` ``data.source``, else the
    recipe's; the same preparation, hence the same commit-hash split, as training). Validation rows
    whose id is also a training row id are dropped from the pool (with ``--data`` another source
    is benchmarked and the recorded one is prepared too, so rows the checkpoint trained on are
@@ -19,8 +20,9 @@ Protocol (what this module does, in order):
    ``faiss.IndexFlatIP``.
 4. **Relevance** (over the top 10 only): ``by_edit_type`` / ``by_joint`` — same label (a missing
    label, −1, is never relevant); ``cos@0.9`` / ``cos@0.95`` — cosine of the raw action vectors
-   strictly above the threshold, on the 15-D vector or its first 7 dimensions (reference §2: for
-   the code domain dims 0–6 of the 15-D vector *are* the 7-D vector, so ``--actions 7d`` slices).
+   strictly above the threshold, on the 15-D vector or its first 7 dimensions
+   (reference §2 (docs/reference.md#s2): for the code domain dims 0–6 of the 15-D vector *are* the 7-D vector,
+   so ``--actions 7d`` slices).
 5. **Metrics.** MRR@10 (1/rank of the first relevant item in the top 10, 0 if none), R@1, R@5.
 6. **Latency.** One thread (``torch.set_num_threads(1)``), batch 1, both sides of a query (the
    whole edit embedding), tokenization excluded (timed and reported separately), two untimed

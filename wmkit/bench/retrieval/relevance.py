@@ -9,7 +9,7 @@ import numpy as np
 
 from wmkit.errors import RecipeError
 
-#: the four relevance criteria of reference §6, in table order
+#: the four relevance criteria of reference §6 (docs/reference.md#s6), in table order
 CRITERIA = ("by_edit_type", "by_joint", "cos@0.9", "cos@0.95")
 ACTION_CHOICES = ("15d", "7d", "native")
 DEPTH = 10
@@ -36,7 +36,8 @@ def parse_criterion(name: str) -> tuple[str, Any]:
 
 
 def relevance_matrix(criterion: str, queries: Annotations, gallery: Annotations) -> np.ndarray:
-    """Bool [Q, G]: whether gallery edit g is relevant to query q under ``criterion`` (reference §6).
+    """Bool [Q, G]: whether gallery edit g is relevant to query q under ``criterion``
+    (reference §6, docs/reference.md#s6).
 
     ``by_<label>``: equal labels, both present (≥ 0). ``cos@t``: cos(a_q, a_g) > t on the raw
     action vectors (a zero vector has cosine 0 with everything).
@@ -68,7 +69,7 @@ def rank_gallery(query_vecs: np.ndarray, gallery_vecs: np.ndarray, depth: int = 
 
 
 def score_ranking(ranking: np.ndarray, relevant: np.ndarray) -> dict[str, float]:
-    """MRR@10, R@1 and R@5 of a ranking against a relevance matrix (reference §6)."""
+    """MRR@10, R@1 and R@5 of a ranking against a relevance matrix (reference §6, docs/reference.md#s6)."""
     from wmkit.metrics import mrr_at_10, recall_at_k
 
     return {"mrr": mrr_at_10(ranking, relevant), "r_at_1": recall_at_k(ranking, relevant, 1),
@@ -80,8 +81,8 @@ def select_actions(actions: np.ndarray, mode: str, names: Sequence[str] | None =
     """The action vectors relevance uses: ``(actions, names, label)`` for ``--actions mode``.
 
     ``15d``: the checkpoint's 15-D vectors as they are; ``7d``: 7-D vectors as they are, or the
-    first 7 dims of 15-D ones (reference §2: those *are* the 7-D vector); ``native``: whatever the
-    checkpoint's domain produces (other domains).
+    first 7 dims of 15-D ones (reference §2 (docs/reference.md#s2): those *are* the 7-D vector); ``native``:
+    whatever the checkpoint's domain produces (other domains).
     """
     actions = np.asarray(actions, dtype=np.float64)
     dims = actions.shape[1]

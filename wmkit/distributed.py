@@ -1,20 +1,6 @@
 """Data-parallel training under torchrun: process group, the global batch, and a gather with gradients.
 
-``torchrun --nproc_per_node N -m wmkit train RECIPE`` starts N processes with ``RANK``,
-``LOCAL_RANK`` and ``WORLD_SIZE`` set; :func:`from_environment` reads them, :func:`start` joins the
-process group (NCCL on CUDA, gloo on CPU). ``optim.batch_size`` is the **global** batch: every rank
-draws the same permutation from the same sampler generator and takes its contiguous slice, so the
-sampler state saved by rank 0 resumes every rank exactly.
-
-Batch statistics (VICReg, the covariance term, SIGReg, NT-Xent, the projectors' batch norm) are
-computed over the global batch with :func:`gather_batch`, an all-gather whose backward all-reduces
-the incoming gradient and returns this rank's slice: every rank computes the same global statistic,
-DistributedDataParallel averages gradients over ranks, and the sum in the backward undoes that
-average for the gathered term, so its gradient equals the single-process one.
-
-Every rank shares one torch RNG stream (the same seed, no rank offset): random directions of SIGReg
-must be identical on every rank for the statistic to be one global number. The price is that dropout
-masks repeat across ranks (rank r's i-th row gets the same mask as rank 0's i-th row).
+Described in full in docs/scale.md#one-machine-many-gpus.
 """
 
 from __future__ import annotations

@@ -1,16 +1,6 @@
 """Run directories: what counts as a run, who may write it, and how one is replaced without loss.
 
-- A run is a directory holding wmkit's marker file :data:`MARKER` (written when the run is
-  created). ``--force`` replaces only such a directory; any other non-empty folder is refused.
-- :class:`RunLock` is a ``filelock`` lock beside the run (``.NAME.lock``, so it survives the
-  swap below) held for the whole training. A second writer, or a ``--resume`` of a run that is
-  still training, is refused with one line naming the holder's PID (read from ``.NAME.holder``:
-  the lock file itself is truncated by every process that tries it).
-- :func:`stage` / :meth:`Staged.commit` write a replacement beside the old run
-  (``.NAME.new-XXXX``) and swap it in once the new run has validated and prepared its data (one
-  atomic exchange on Linux, else two renames); the old one is deleted only after the swap. :func:`recover` (run under the
-  lock on the next start) finishes or undoes a swap a crash interrupted and removes leftovers,
-  including partial checkpoint directories ``checkpoints/.step-N.*``.
+Described in full in docs/reliability.md.
 """
 
 from __future__ import annotations

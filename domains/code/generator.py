@@ -1,24 +1,6 @@
 """The embedded default source ``embedded:stdlib``: seeded commits on the standard library's own files.
 
-Every Python installation carries real source code: the standard library's ``.py`` files, found
-through ``sysconfig.get_paths()["stdlib"]``. This module edits them the way engineers edit code and
-yields one CommitPackFT-style row per edit, so the code domain has thousands of transitions with no
-network and no data set. The action vector and the labels are not made here: the domain computes
-them from the two texts like for any other row.
-
-Commits come in chains: chain ``c`` (pairs ``c*CHAIN .. c*CHAIN+CHAIN-1``) picks one file and applies
-``CHAIN`` successive edits, each commit's ``old_contents`` being the previous one's ``new_contents``
-(a short history of one file: a trajectory). Chain ``c`` is a function of ``c`` and the file list
-alone (its own ``random.Random`` seeded from sha256("code-gen-1:<c>"); no global RNG), so any
-process regenerates identical rows. Edit kinds (one per commit, drawn in turn, the first that
-applies): rename a function (definition and uses), add a function, delete a function, add a branch
-(a guard clause), delete a branch, change a constant, reorder imports, add a parameter, edit a
-docstring. Edits work on whole lines located through the AST, so the rest of the file is unchanged
-byte for byte.
-
-The files differ between Python versions (and distributions), so the source fingerprint names the
-Python version and a digest of the file list with sizes: another interpreter is another data set.
-Bump :data:`GENERATOR_VERSION` whenever the edits, the file selection or the row layout change.
+Described in full in docs/code.md#what-a-generated-commit-is.
 """
 
 from __future__ import annotations

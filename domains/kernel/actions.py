@@ -1,50 +1,6 @@
 """The kernel domain's 12-D edit action, computed from the lexemes of both sides of a transition.
 
-Every component lies in [0, 1]. Dimensions 0-7 are *signed*: 0.5 means "no change", above 0.5 an
-increase, below a decrease, ``a = 0.5 + 0.5 * clip(delta / C, -1, 1)`` with a per-dimension
-scale ``C``. Dimensions 8-11 are plain magnitudes. (The reference KernelWM's 12-D action,
-spec §8 (docs/reference.md#s8), describes CUTLASS config migrations; this one describes source edits, in the
-spirit of the 15-D code action of spec §2 (docs/reference.md#s2).)
-
-====  ===================  =====================================================================  ===
-dim   name                 delta (new minus old)                                                  C
-====  ===================  =====================================================================  ===
-0     tile_log2_ratio      mean over tile constants whose values changed of                       4
-                           (mean log2 new values - mean log2 old values); a tile constant is a
-                           name like BLOCK_M/TILE_K/kBlockN/BM bound to a power-of-two integer
-                           (``#define``, ``=``, ``:`` incl. ``triton.Config`` keys)
-1     launch_config        mean log2 ratio of changed numeric launch parameters (``<<<...>>>``    4
-                           literal args, ``__launch_bounds__`` args, ``dim3`` literals,
-                           ``num_warps``/``num_stages``/``num_ctas``/``maxnreg``, THREADS/WARPS
-                           constants); if none changed numerically but the launch syntax did,
-                           +0.5 (items added or equal count) or -0.5 (items removed)
-2     shared_mem           count of staging markers (``__shared__``, ``cp.async``,                2
-                           ``memcpy_async``, dynamic-smem attribute, ``tl.make_block_ptr``,
-                           ``tl.make_tensor_descriptor``)
-3     sync                 count of barriers/fences (``__syncthreads*``, ``__syncwarp``,          8
-                           ``__threadfence*``, pipeline waits, PTX ``bar``/``fence``,
-                           ``tl.debug_barrier``)
-4     vector_width         count of vector markers (float4/half2/... types,                      4
-                           ``tl.multiple_of``/``tl.max_contiguous`` hints, VEC-named constants)
-5     unroll               count of unroll markers (``#pragma unroll``, ``tl.static_range``,      2
-                           ``loop_unroll_factor``)
-6     dtype_precision      mean log2(precision) of floating-point type tokens, precision p = the   2
-                           significand bits (fp64 53, fp32 24, fp16 11, bf16 8, fp8 4/3); CUDA
-                           types for CUDA, ``tl.*``/``torch.*`` dtypes for Triton; delta 0 when
-                           a side has none
-7     tensor_core          count of tensor-core markers (wmma/mma/ldmatrix/wgmma, ``tl.dot``,      4
-                           CuTe MMA atoms)
-8     kernels_added        min(#kernel names only in new, 5) / 5                                  -
-9     kernels_removed      min(#kernel names only in old, 5) / 5                                  -
-10    size_ratio           min(len(new ids) / len(old ids), 3) / 3 (untruncated token counts)    -
-11    first_change         index of the first differing line / max(line counts); 1.0 if equal    -
-====  ===================  =====================================================================  ===
-
-Kernels are ``__global__`` functions (CUDA) and functions decorated ``@triton.jit`` (Triton).
-
-The probe label ``edit_class`` is the argmax over dims 0-9 of the change indicators
-``|a_d - 0.5| * 2`` (d < 8) and ``a_d`` (d = 8, 9); "other" when every indicator is 0. Ties go to
-the lower dimension.
+Described in full in docs/kernel.md#action-12-d.
 """
 
 from __future__ import annotations

@@ -1,45 +1,6 @@
 """Lexer-based tokenizer for GPU-kernel sources: CUDA C++ and Triton (Python with ``@triton.jit``).
 
-Pygments lexes the text (``CudaLexer`` for CUDA, ``PythonLexer`` for Triton); this module turns the
-Pygments token stream into *lexemes* (kind, normalised text, vocabulary id, numeric value) and
-from there into ids of a fixed, versioned vocabulary with disjoint ranges (the fix for reference
-defects D1/D2, spec §11, docs/reference.md#d1, #d2):
-
-=============  ===============  ==============================================================
-range          ids              content
-=============  ===============  ==============================================================
-special        [0, 8)           PAD=0, BOS=1, EOS=2, UNK=3 (4-7 reserved)
-language       [8, 16)          CUDA=8, TRITON=9
-category       [16, 64)         Pygments categories used as fallbacks (keyword, string, ...)
-operator       [64, 128)        operators and punctuation, multi-character ones merged
-keyword        [128, 320)       C/C++ and Python keywords, fixed-width integer types
-kernel         [320, 768)       dedicated kernel-meaning tokens (``__shared__``, ``tl.dot``, ...)
-number         [768, 1024)      integers and floats bucketed by log2 magnitude
-identifier     [1024, 2048)     other names, FNV-1a 32-bit hash mod 1024
-=============  ===============  ==============================================================
-
-A sequence is ``[BOS, LANG, tokens..., EOS]``; comments and whitespace are dropped, and the list
-is returned untruncated (truncation is :mod:`wmkit.prepare`'s job). Everything is deterministic
-across processes: no salted ``hash()`` anywhere.
-
-Normalisation rules (see docs/kernel.md for the tables):
-
-- adjacent single-character operators are merged by longest match (``<`` ``<`` ``<`` -> ``<<<``;
-  ``>>>`` only closes an open launch, otherwise it is ``>>`` ``>``);
-- dotted names are merged by longest match against the kernel table (``tl`` ``.`` ``load`` ->
-  ``tl.load``; ``threadIdx`` ``.`` ``x`` -> ``threadIdx.x``; ``@triton`` ``.`` ``jit`` ->
-  ``@triton.jit``);
-- tile-size names (``BLOCK_M``, ``kBlockN``, ``TILE_K``, ``BLOCK_SIZE``, ...) map to four
-  dedicated tokens ``<tile:M>``, ``<tile:N>``, ``<tile:K>``, ``<tile>``;
-- a preprocessor directive becomes a category token (``#define`` -> ``define``) followed by the
-  lexemes of its body; ``#pragma unroll`` is a dedicated token (its factor, if any, a number);
-- a string literal is one token: a dedicated token when its content is a kernel name
-  (``'BLOCK_M'``, ``"num_warps"``) or holds a PTX instruction (``cp.async.cg.shared.global``
-  -> ``ptx:cp.async``; see :func:`ptx_token`), else
-  ``string``;
-- integers -> bucket ``int:<bit_length(v)>`` (0 for 0, floor(log2 v) + 1 otherwise, capped at
-  63; the sign is a separate ``-`` operator); floats ->
-  ``float:0`` for 0, else ``float:<floor(log2 |v|)>`` clipped to [-30, 30]; ``float:nonfinite``.
+Described in full in docs/kernel.md#vocabulary-kernel-lex-1.
 """
 
 from __future__ import annotations

@@ -1,18 +1,6 @@
 """The trivial world models every audited number stands beside.
 
-- **copy** ("nothing changes"): target(before) as the prediction of target(after); **online copy**:
-  online(before) as that prediction. Their KNN@k over the same gallery, and the share of pairs on
-  which the model's prediction is closer to target(after) than copy is (:func:`beats_copy`).
-- a **distractor gallery**: each pair's own target(before) joins the gallery of targets, and the
-  audit counts whether a prediction's nearest neighbour is its own after, its own before, or another
-  pair's state (:func:`distractor_gallery`).
-- a **linear model of the edit** (:func:`linear_edit_baseline`): ridge regression, fit on training
-  pairs only, from the bag of tokens each edit removed and added (:func:`wmkit.edits.token_bags`) to
-  target(after) − target(before); its prediction is target(before) plus that change.
-- **target drift** (:func:`target_drift`): how far the EMA target has moved from its initialisation,
-  so a user sees when the target is still a random network.
-
-Every function takes float32 NumPy arrays ``[N, D]`` and returns a JSON-ready dict.
+Described in full in docs/audit.md#baselines-wmkitauditbaselinespy.
 """
 
 from __future__ import annotations

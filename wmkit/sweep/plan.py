@@ -1,22 +1,6 @@
 """The plan of a sweep: a grid of recipe overrides × seeds, the steps, the checkpoints to audit.
 
-A plan comes from ``wmkit sweep`` flags or from a TOML file with a ``[sweep]`` table (a reviewable
-artifact), flags winning::
-
-    [sweep]
-    recipe = "loops3_auxpred_vicreg"       # a shipped name or a path (relative to this file)
-    seeds = [42, 43, 44]
-    steps = 400
-    audit_at = [200, 400, "best"]
-    set = ["data.max_len=64"]              # overrides every run shares
-    data = "jsonl:commits/train.jsonl.zst"  # optional: the runs' data source
-
-    [sweep.grid]
-    "loss.aux.weight" = [0.05, 0.1, 0.5, 1.0]
-    "model.encoder.loops" = [1, 2, 3, 4]
-
-Grid values follow the typed ``--set`` grammar. :func:`validate` resolves every run's recipe before
-anything starts, so a bad key, value, seed list or audit step is one line and no run.
+Described in full in docs/scale.md#sweeps.
 """
 
 from __future__ import annotations

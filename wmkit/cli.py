@@ -601,9 +601,12 @@ def bench_speed(recipe_name, configs, steps, overrides, precision, json_path):
 @click.option("--bf16/--no-bf16", "bf16", default=None,
               help="Time bf16 training even where the bf16 ceiling is below fp32's (default: only where faster).")
 @click.option("--steps", default=2, show_default=True, help="Timed training steps per configuration (best is kept).")
+@click.option("--prepare-data", type=click.Path(path_type=Path), default=None,
+              help="Folder of commits (train.jsonl.zst, val.jsonl.zst) whose preparation is timed; without it "
+                   "the prepare section is skipped.")
 @click.option("--json", "json_path", type=click.Path(path_type=Path), default=None, help="Also write JSON here.")
 @reports_errors
-def bench_all(skip, bf16, steps, json_path):
+def bench_all(skip, bf16, steps, prepare_data, json_path):
     """Every speed figure in one run (ceilings, training, prep, audit, latency), each beside its goal."""
     import dataclasses
 
@@ -612,7 +615,7 @@ def bench_all(skip, bf16, steps, json_path):
     from wmkit.bench.suite import run_suite
 
     console = _console()
-    figures = run_suite(skip=tuple(skip), bf16=bf16, steps=steps,
+    figures = run_suite(skip=tuple(skip), bf16=bf16, steps=steps, prepare_data=prepare_data,
                         on_figure=lambda f: console.print(f"{f.section}: {f.name}: {f.value} [{f.verdict}]",
                                                           markup=False, highlight=False))
     table = Table(title="wmkit bench all (one run, this machine)")
@@ -628,18 +631,17 @@ def bench_all(skip, bf16, steps, json_path):
 
 
 @bench.command("prepare")
-@click.option("--data", type=click.Path(path_type=Path), default=None,
-              help="Folder with train.jsonl.zst and val.jsonl.zst (default: ../shared/data/commits-py).")
+@click.argument("data", type=click.Path(path_type=Path))
 @click.option("--max-len", default=512, show_default=True)
 @click.option("--window", type=click.Choice(["head", "edit"]), default="head", show_default=True)
 @click.option("--workers", type=int, default=None, help="Tokenizing processes (default: all CPUs).")
 @click.option("--limit", default=0, show_default=True, help="Stop after this many kept rows (0 = all).")
 @reports_errors
 def bench_prepare(data, max_len, window, workers, limit):
-    """Data preparation of the shared commits, cold and warm, beside the goals."""
-    from wmkit.bench.prepare import COLD_GOAL_S, SHARED_COMMITS, WARM_GOAL_S, time_prepare
+    """Data preparation of the commits in DATA (train.jsonl.zst, val.jsonl.zst), cold and warm, beside the goals."""
+    from wmkit.bench.prepare import COLD_GOAL_S, WARM_GOAL_S, time_prepare
 
-    r = time_prepare(data or SHARED_COMMITS, max_len=max_len, window=window, workers=workers, limit=limit,
+    r = time_prepare(data, max_len=max_len, window=window, workers=workers, limit=limit,
                      progress=sys.stderr.isatty())
     ok = lambda passed: "pass" if passed else "FAIL"  # noqa: E731
     click.echo(f"cpus {r['cpus']}  workers {r['workers']}  max_len {max_len}  window {window}")

@@ -1,6 +1,7 @@
-"""``wmkit bench prepare``: how fast :func:`wmkit.prepare.prepare` turns the shared Python commits into arrays.
+"""``wmkit bench prepare DIR``: how fast :func:`wmkit.prepare.prepare` turns a folder of commits into arrays.
 
-Prepares ../shared/data/commits-py (train + val) for the ``code`` domain twice into a fresh cache
+DIR holds ``train.jsonl.zst`` and ``val.jsonl.zst`` in the CommitPackFT schema (the issue's figure is
+for the 39.5K-row commits-py set). It is prepared for the ``code`` domain twice into a fresh cache
 directory: once cold (read, filter, tokenize in a worker pool, write) and once warm (cache hit).
 """
 
@@ -15,8 +16,6 @@ from pathlib import Path
 
 from wmkit.errors import DataError
 
-#: the shared commits beside a checkout (../shared/data/commits-py); never a package default
-SHARED_COMMITS = Path(__file__).resolve().parents[3] / "shared" / "data" / "commits-py"
 #: issue 11's goals on 2 CPU cores, seconds
 COLD_GOAL_S, WARM_GOAL_S = 120.0, 5.0
 
@@ -27,17 +26,17 @@ def _cpu_seconds() -> float:
     return own.ru_utime + own.ru_stime + kids.ru_utime + kids.ru_stime
 
 
-def commits_files(data: Path = SHARED_COMMITS) -> list[Path]:
+def commits_files(data: Path) -> list[Path]:
     """The two files the benchmark reads; :class:`DataError` naming what is absent."""
     files = [Path(data) / "train.jsonl.zst", Path(data) / "val.jsonl.zst"]
     missing = [str(f) for f in files if not f.is_file()]
     if missing:
-        raise DataError(f"the prepare benchmark needs ../shared/data/commits-py beside the checkout "
-                        f"({', '.join(missing)} absent); pass --data DIR")
+        raise DataError(f"{data}: the prepare benchmark needs train.jsonl.zst and val.jsonl.zst there "
+                        f"({', '.join(missing)} absent); pass a folder of commits in the CommitPackFT schema")
     return files
 
 
-def time_prepare(data: Path = SHARED_COMMITS, *, max_len: int = 512, window: str = "head", limit: int = 0,
+def time_prepare(data: Path, *, max_len: int = 512, window: str = "head", limit: int = 0,
                  workers: int | None = None, progress: bool = False) -> dict:
     """Cold and warm preparation times (seconds), CPU seconds, and the counts of what was kept."""
     from wmkit.plugins import get_host

@@ -2,7 +2,7 @@
 
 Runs, in order: the matmul ceilings (fp32, bf16), training at (32, 128) and (128, 512) in fp32 and
 in bf16 (bf16 only where this CPU's bf16 ceiling beats its fp32 one, unless asked), data
-preparation cold and warm (needs ../shared/data/commits-py), the full audit of N = 5,000 pairs at
+preparation cold and warm (of the commits folder passed as ``prepare_data``), the full audit of N = 5,000 pairs at
 512 tokens, and the batch-1 edit-embedding latency against the RoBERTa-base and MiniLM shapes.
 Every row is a :class:`Figure`: its value, its goal, and pass / FAIL (or "—" where there is no goal).
 """
@@ -38,7 +38,7 @@ class Figure:
         return "—" if self.passed is None else ("pass" if self.passed else "FAIL")
 
 
-def _training(figures: list[Figure], precision: str, steps: int, ceiling: float) -> None:
+def _training(figures: list[Figure], precision: str, steps: int) -> None:
     from wmkit.bench.speed import run
 
     for r in run(configs=tuple(TRAIN_GOALS), steps=steps, precision=precision):
@@ -55,11 +55,15 @@ def _training(figures: list[Figure], precision: str, steps: int, ceiling: float)
                                   f"≤ {MEMORY_GOAL_GB:.0f} GB", r["peak_rss_gb"] <= MEMORY_GOAL_GB))
 
 
-def _prepare(figures: list[Figure]) -> None:
+def _prepare(figures: list[Figure], data) -> None:
     from wmkit.bench.prepare import COLD_GOAL_S, WARM_GOAL_S, time_prepare
 
+    if data is None:
+        figures.append(Figure("prepare", "commits cold / warm", "skipped",
+                              note="pass --prepare-data DIR (train.jsonl.zst + val.jsonl.zst, CommitPackFT schema)"))
+        return
     try:
-        r = time_prepare()
+        r = time_prepare(data)
     except DataError as exc:
         figures.append(Figure("prepare", "commits-py cold / warm", "skipped", note=str(exc)))
         return
@@ -95,7 +99,7 @@ def _latency(figures: list[Figure]) -> None:
                               m["share_of_limit"] >= LIMIT_SHARE_GOAL))
 
 
-def run_suite(*, skip: tuple[str, ...] = (), bf16: bool | None = None, steps: int = 2,
+def run_suite(*, skip: tuple[str, ...] = (), bf16: bool | None = None, steps: int = 2, prepare_data=None,
               on_figure: Callable[[Figure], None] | None = None) -> list[Figure]:
     """Every figure, in order. ``bf16``: True forces the bf16 training rows, False skips them, None
     runs them only where the bf16 ceiling beats fp32's. ``on_figure`` sees each figure as it lands."""
@@ -114,16 +118,16 @@ def run_suite(*, skip: tuple[str, ...] = (), bf16: bool | None = None, steps: in
     extend(lambda f: f.extend([Figure("ceiling", f"{p} matmul ceiling (2048³, this process's threads)",
                                       f"{c / 1e9:.1f} GFLOP/s") for p, c in ceilings.items()]))
     if "train" not in skip:
-        extend(lambda f: _training(f, "fp32", steps, ceilings["fp32"]))
+        extend(lambda f: _training(f, "fp32", steps))
     bf16_faster = ceilings["bf16"] > ceilings["fp32"]
     if "bf16" not in skip and (bf16 or (bf16 is None and bf16_faster)):
-        extend(lambda f: _training(f, "bf16", steps, ceilings["bf16"]))
+        extend(lambda f: _training(f, "bf16", steps))
     elif "bf16" not in skip:
         why = ("skipped: --no-bf16" if bf16 is False else
                f"skipped: this CPU's bf16 matmul ceiling ({ceilings['bf16'] / 1e9:.1f} GFLOP/s) is below fp32's "
                f"({ceilings['fp32'] / 1e9:.1f}), so bf16 is no speed choice here; --bf16 times it anyway")
         extend(lambda f: f.append(Figure("train bf16", "training in bf16", "skipped", note=why)))
-    for name, step in (("prepare", _prepare), ("audit", _audit), ("latency", _latency)):
+    for name, step in (("prepare", lambda f: _prepare(f, prepare_data)), ("audit", _audit), ("latency", _latency)):
         if name not in skip:
             extend(step)
     return figures

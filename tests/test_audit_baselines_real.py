@@ -23,8 +23,10 @@ def test_ten_step_paper_model_is_no_better_than_copy(wmkit_cli, tmp_path):
     assert report.exit_code == 0, report.output
     result = json.loads((tmp_path / "a.json").read_text())
     for key in ("copy_knn_at_k", "online_copy_knn_at_k", "linear_edit_knn_at_k", "beats_copy", "target_drift",
-                "distractor_gallery"):
+                "distractor_gallery", "identical_states"):
         assert key in result, key
+    same = result["identical_states"]
+    assert same["knn_at_1"]["model"] >= result["knn_at_1"] and result["knn_at_1"] <= same["ceiling_knn_at_1"]
     assert "no better than copy" in result["verdicts"] and result["verdict"] != "healthy"
     assert result["copy_knn_at_k"]["1"] > result["knn_at_1"]
     # ten steps at EMA 0.99999 leave the target where it started

@@ -112,3 +112,23 @@ def test_token_bags_are_multiset_differences():
     # a large vocabulary is bucketed modulo the bucket count
     big = token_bags(np.array([[3000, 1]]), np.array([[5, 1]]), pad_id=1, vocab_size=5000, buckets=2048)
     assert big.shape == (1, 4096) and big[0, 952] == 1 and big[0, 2048 + 5] == 1 and big.sum() == 2
+
+
+def test_identical_states_count_a_twin_as_found_and_bound_plain_knn():
+    # six pairs, after states: rows 0, 1 and 2 identical, 3 and 4 identical, 5 alone -> 3 groups
+    tokens = np.array([[1, 2], [1, 2], [1, 2], [3, 4], [3, 4], [5, 6]])
+    r = np.random.default_rng(1)
+    state = {tuple(t): r.normal(size=8) for t in map(tuple, tokens)}
+    target_after = np.stack([state[tuple(t)] for t in tokens])  # identical states, identical targets
+    perfect = target_after + 1e-6 * r.normal(size=target_after.shape)
+    # a query that lands on the wrong group for rows 3 and 4 (on row 5's state)
+    wrong = perfect.copy()
+    wrong[3] = wrong[4] = state[(5, 6)]
+    out = baselines.identical_states(tokens, target_after, {"perfect": perfect, "wrong": wrong})
+    assert out["ceiling_knn_at_1"] == pytest.approx(3 / 6)
+    assert out["pairs_with_identical_after"] == pytest.approx(5 / 6)
+    assert out["knn_at_1"]["perfect"] == pytest.approx(1.0)
+    assert out["knn_at_1"]["wrong"] == pytest.approx(4 / 6)
+    # plain KNN@1 of the perfect query cannot pass the ceiling: twins tie
+    plain = baselines.knn_at(perfect, target_after, [1])["1"]
+    assert plain <= out["ceiling_knn_at_1"] + 1e-9

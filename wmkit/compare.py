@@ -31,6 +31,8 @@ ROWS = (
     ("copy KNN@5", ("copy_knn_at_k", "5"), pct),
     ("online copy KNN@1", ("online_copy_knn_at_k", "1"), pct),
     ("linear edit KNN@1", ("linear_edit_knn_at_k", "1"), pct),
+    ("KNN@1, identical found", ("identical_states", "knn_at_1", "model"), pct),
+    ("KNN@1 ceiling", ("identical_states", "ceiling_knn_at_1"), pct),
     ("beats copy", ("beats_copy", "rate"), pct),
     ("target drift (cos to initial)", ("target_drift", "mean_cos_to_initial"), fmt),
     ("erank online", ("erank_online",), lambda v: fmt(v, 2)),

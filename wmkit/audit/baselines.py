@@ -83,6 +83,27 @@ def linear_edit_baseline(*, train_features: np.ndarray, train_target_before: np.
             "linear_prediction": linear}
 
 
+def identical_states(after_tokens: np.ndarray, target_after: np.ndarray,
+                     queries: dict[str, np.ndarray]) -> dict:
+    """KNN@1 where retrieving a target whose after state is token-identical to the query's own counts as
+    found, for each named query set, beside the ceiling of plain KNN@1.
+
+    Identical after states have identical targets, so plain KNN@1 can find at most one pair of each group
+    (ties go to one row): ``ceiling_knn_at_1`` = groups / N. No model can beat it, so a miss against an
+    identical twin is a miss of the metric, not of the model."""
+    tokens = np.asarray(after_tokens).reshape(len(after_tokens), -1)
+    _, group, sizes = np.unique(tokens, axis=0, return_inverse=True, return_counts=True)
+    group = group.ravel()
+    n = len(group)
+    found = {}
+    for name, q in queries.items():
+        nearest = metrics.nearest_indices(q, target_after, 1)[:, 0]
+        found[name] = float(np.mean(group[nearest] == group))
+    return {"ceiling_knn_at_1": len(sizes) / n if n else float("nan"),
+            "pairs_with_identical_after": float(np.mean(sizes[group] > 1)) if n else float("nan"),
+            "knn_at_1": found}
+
+
 def target_drift(current: np.ndarray, initial: np.ndarray) -> dict:
     """Mean (and 10th percentile of) cos(today's target(x), the initial target(x)) over the audited
     states. Near 1: the target is still the random network it started as."""

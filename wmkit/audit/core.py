@@ -329,6 +329,7 @@ def _baselines(enc: Encoded, enc_train: Encoded | None, prepared, domain, clock:
     out.update(baselines.copy_baselines(pred=enc.pred, online_before=enc.online_before,
                                         target_before=enc.target_before, target_after=enc.target_after, ks=KNN_KS))
     out["distractor_gallery"] = baselines.distractor_gallery(enc.pred, enc.target_before, enc.target_after)
+    queries = {"model": enc.pred, "copy": enc.target_before}
     if enc_train is not None and enc_train.target_before is not None and len(enc_train.rows) >= MIN_VAL_SIZE:
         vocab = domain.vocab
 
@@ -342,8 +343,10 @@ def _baselines(enc: Encoded, enc_train: Encoded | None, prepared, domain, clock:
             train_features=bags(fit_rows), train_target_before=fit_before,
             train_target_after=fit_after, features=bags(enc.rows), target_before=enc.target_before,
             target_after=enc.target_after, pred=enc.pred, ks=KNN_KS)
-        linear.pop("linear_prediction")
+        queries["linear_edit"] = linear.pop("linear_prediction")
         out.update(linear)
+    out["identical_states"] = baselines.identical_states(np.asarray(prepared.after[enc.rows]), enc.target_after,
+                                                         queries)
     clock.search += time.perf_counter() - t0
     return out
 

@@ -157,6 +157,12 @@ def render_html(result: dict, log: dict | None = None) -> str:
                 ["nearest = own after (distractor gallery)", pct(dg.get("nearest_own_after"))],
                 ["nearest = own before (distractor gallery)", pct(dg.get("nearest_own_before"))],
                 ["target drift: mean cos to the initial target", fmt(drift.get("mean_cos_to_initial"))]]
+        same = result.get("identical_states") or {}
+        if same:
+            found = same.get("knn_at_1") or {}
+            rows += [[f"KNN@1, identical after states found: {name}", pct(found.get(key))]
+                     for name, key in (("model", "model"), ("copy", "copy"), ("linear edit", "linear_edit"))]
+            rows.append(["KNN@1 ceiling (identical after states tie)", pct(same.get("ceiling_knn_at_1"))])
         out.append(_table(["measure", "value"], rows, "beats copy: pairs where cos(pred, target(after)) > "
                           "cos(target(before), target(after)), 95% Wilson interval"))
     centred, std, self_cos = result.get("erank_centred", {}), result.get("std_l2", {}), result.get("offdiag_self_cos", {})

@@ -105,6 +105,16 @@ def baselines_table(result: dict) -> Table | None:
                       f"gallery of every target(after) and every target(before) (N={fmt(dg.get('gallery_size'))})")
         table.add_row("nearest = own before", pct(dg.get("nearest_own_before")),
                       "the prediction is closest to its own unchanged state: it predicted 'nothing changes'")
+    same = result.get("identical_states") or {}
+    if same:
+        found = same.get("knn_at_1") or {}
+        table.add_row("KNN@1, identical states found",
+                      f"model {pct(found.get('model'))}, copy {pct(found.get('copy'))}, "
+                      f"linear {pct(found.get('linear_edit'))}",
+                      "retrieving a target whose after state is token-identical to the pair's own counts as found")
+        table.add_row("KNN@1 ceiling", pct(same.get("ceiling_knn_at_1")),
+                      f"the most plain KNN@1 can reach: {pct(same.get('pairs_with_identical_after'))} of pairs share "
+                      f"their after state with another pair, and identical targets tie")
     drift = result.get("target_drift") or {}
     if drift:
         table.add_row("target drift", fmt(drift.get("mean_cos_to_initial")),

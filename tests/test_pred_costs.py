@@ -1,4 +1,4 @@
-"""The built-in prediction costs (projector_mse, cosine, delta_mse, delta_cosine) against independent
+"""The built-in prediction costs (projector_mse, cosine, delta_mse, delta_cosine, infonce) against independent
 NumPy computations, and the kind's contract with the world model and the recipe."""
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from torch import nn
 from wmkit.components import PredCost, PredCostInputs
 from wmkit.errors import RecipeError, WmkitError
 
-FORMS = ("projector_mse", "cosine", "delta_mse", "delta_cosine")
+FORMS = ("projector_mse", "cosine", "delta_mse", "delta_cosine", "infonce")
 EPS = 1e-6  # the reference's norm floor
 
 
@@ -67,11 +67,11 @@ def test_registered_classes_and_defaults(wmkit_host):
         component = wmkit_host.get("pred_cost", name)
         cls = component.load()
         assert issubclass(cls, PredCost)
-        assert component.options == cls.options
+        assert sorted(component.options) == (["temperature"] if name == "infonce" else [])
         assert cls.terms == ("pred", "dir", "mag", "cov")
     origins = {name: wmkit_host.resolve("pred_cost", name).target_delta_origin for name in FORMS}
     assert origins == {"projector_mse": "predictor_input", "cosine": "predictor_input",
-                       "delta_mse": "target_before", "delta_cosine": "target_before"}
+                       "delta_mse": "target_before", "delta_cosine": "target_before", "infonce": "target_before"}
 
 
 @pytest.mark.parametrize("form", FORMS)
@@ -123,6 +123,29 @@ def test_delta_cosine_is_one_minus_the_mean_cosine_of_the_deltas(build):
     pred, target, pd, td, online = sample(6)
     got = build("delta_cosine")(inputs(pred, target, pd, td, online))["pred"].item()
     assert got == pytest.approx(1.0 - np_cos(pd, td).mean(), rel=1e-12)
+
+
+def test_infonce_is_the_cross_entropy_of_finding_its_own_target_in_the_batch(build):
+    pred, target, pd, td, online = sample(8)
+    for tau in (0.002, 0.5):
+        got = build("infonce", temperature=tau)(inputs(pred, target, pd, td, online))["pred"].item()
+        logits = np_unit(pred) @ np_unit(target).T / tau
+        logits -= logits.max(axis=1, keepdims=True)
+        want = -(np.diag(logits) - np.log(np.exp(logits).sum(axis=1))).mean()
+        assert got == pytest.approx(want, rel=1e-9)
+    # a prediction equal to its own target, far from the others, costs almost nothing
+    exact = build("infonce", temperature=0.002)(inputs(target, target, pd, td, online))["pred"].item()
+    assert exact < 1e-6
+
+
+def test_infonce_temperature_is_a_checked_recipe_option(wmkit_host):
+    from wmkit.recipe import load_recipe
+
+    values = load_recipe("loops3_auxpred_vicreg", overrides=["loss.pred.form=infonce"], host=wmkit_host).values
+    assert values["loss"]["pred"]["temperature"] == 0.002
+    with pytest.raises(RecipeError, match="loss.pred.temperature"):
+        load_recipe("loops3_auxpred_vicreg", overrides=["loss.pred.form=infonce", "loss.pred.temperature=0"],
+                    host=wmkit_host)
 
 
 def test_the_prediction_term_sends_gradient_only_to_the_prediction(build):

@@ -61,7 +61,8 @@ def render_retrieval(result: dict, console=None) -> None:
         req = result.get("requested", {})
         train_src = split.get("training_source")
         of = f" of {train_src}" if train_src and train_src != result.get("data_source") else ""
-        console.print(f"  data: {result.get('data_source')} — validation split {split.get('validation_rows')} rows; "
+        pool = "held-out repositories" if result.get("split") == "holdout" else "validation split"
+        console.print(f"  data: {result.get('data_source')} — {pool} {split.get('validation_rows')} rows; "
                       f"checked against the {split.get('training_rows')} training rows{of}")
         console.print(f"  {result.get('queries')} queries × {result.get('gallery')} gallery, disjoint, held out "
                       f"(asked {req.get('queries')} × {req.get('gallery')}; seed {result.get('seed')})")

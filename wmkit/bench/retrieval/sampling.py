@@ -17,25 +17,27 @@ MIN_QUERIES = 10
 MIN_GALLERY = 10
 
 
-def choose_sizes(available: int, queries: int, gallery: int) -> tuple[int, int, str | None]:
-    """``(queries, gallery, note)`` that fit ``available`` held-out rows (see the module docstring)."""
+def choose_sizes(available: int, queries: int, gallery: int,
+                 pool: str = "the validation split") -> tuple[int, int, str | None]:
+    """``(queries, gallery, note)`` that fit ``available`` held-out rows of ``pool`` (named in the
+    messages; see the module docstring)."""
     if queries < 1 or gallery < 1:
         raise RecipeError(f"--queries {queries} / --gallery {gallery}: both must be positive")
     if available < MIN_QUERIES + MIN_GALLERY:
-        raise DataError(f"the validation split has only {available} usable rows; the retrieval benchmark needs at "
+        raise DataError(f"only {available} usable rows in {pool}; the retrieval benchmark needs at "
                         f"least {MIN_QUERIES + MIN_GALLERY} ({MIN_QUERIES} queries + {MIN_GALLERY} gallery); use "
-                        f"more data or raise data.val_percent")
+                        f"more data" + (" or raise data.val_percent" if pool == "the validation split" else ""))
     if queries + gallery <= available:
         return queries, gallery, None
     if available - queries >= MIN_GALLERY:
         g = available - queries
-        return queries, g, (f"the validation split has {available} rows: gallery shrunk from {gallery} to {g} "
+        return queries, g, (f"{available} rows in {pool}: gallery shrunk from {gallery} to {g} "
                             f"({queries} queries kept)")
     q = max(MIN_QUERIES, min(queries, available * queries // (queries + gallery)))
     g = available - q
     if g < MIN_GALLERY:
         q, g = available - MIN_GALLERY, MIN_GALLERY
-    return q, g, (f"the validation split has {available} rows: queries shrunk from {queries} to {q} and gallery "
+    return q, g, (f"{available} rows in {pool}: queries shrunk from {queries} to {q} and gallery "
                   f"from {gallery} to {g}")
 
 

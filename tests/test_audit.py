@@ -146,14 +146,16 @@ def test_choose_size_rules():
     assert core.choose_size(9000, full_val=True) == 5000
     assert core.choose_size(9000) == core.DEFAULT_VAL_SIZE
     assert core.choose_size(300, val_size=200, full_val=True) == 200
-    with pytest.raises(DataError, match=r"--val-size 500: the validation split holds only 300 pairs"):
+    with pytest.raises(DataError, match=r"--val-size 500: only 300 pairs of the validation split were never trained on"):
         core.choose_size(300, val_size=500)
     with pytest.raises(DataError, match="at least"):
         core.choose_size(5, full_val=True)
-    with pytest.raises(DataError, match=r"--val-size 500: the held-out repositories hold") as exc:
-        core.choose_size(300, val_size=500, pool="the held-out repositories")
-    with pytest.raises(DataError, match="more data.holdout_repos"):
-        core.choose_size(5, full_val=True, pool="the held-out repositories")
+    with pytest.raises(DataError, match=r"--val-size 500: only 300 pairs of the held-out repositories"):
+        core.choose_size(300, val_size=500, split="holdout")
+    with pytest.raises(DataError, match="only 5 pairs in the held-out repositories .* more data.holdout_repos"):
+        core.choose_size(5, full_val=True, split="holdout")
+    with pytest.raises(DataError, match="data.val_percent"):
+        core.choose_size(5, full_val=True)
 
 
 def test_derangement_has_no_fixed_point_and_is_seeded():

@@ -125,11 +125,11 @@ def test_choose_sizes_shrinks_the_gallery_then_both_then_refuses():
         rb.choose_sizes(19, 50, 200)
     assert "\n" not in str(exc.value) and "data.val_percent" in str(exc.value)
     # --split holdout names its pool; data.val_percent cannot grow it
-    q, g, note = rb.choose_sizes(2314, 1000, 5000, "the held-out repositories")
+    q, g, note = rb.choose_sizes(2314, 1000, 5000, "holdout")
     assert note.startswith("2314 rows in the held-out repositories") and "validation" not in note
     with pytest.raises(DataError, match="only 19 usable rows in the held-out repositories") as exc:
-        rb.choose_sizes(19, 50, 200, "the held-out repositories")
-    assert "val_percent" not in str(exc.value)
+        rb.choose_sizes(19, 50, 200, "holdout")
+    assert "val_percent" not in str(exc.value) and "data.holdout_repos" in str(exc.value)
 
 
 def test_sampling_is_disjoint_deterministic_and_seeded():

@@ -191,8 +191,7 @@ def audit_model(model, domain, prepared, *, full_val: bool = False, val_size: in
     else:
         val_idx = np.asarray(prepared.val_indices(), dtype=np.int64)
     train_idx = np.asarray(prepared.train_indices(), dtype=np.int64)
-    n = choose_size(len(val_idx), full_val=full_val, val_size=val_size,
-                    pool="the held-out repositories" if split == "holdout" else "the validation split")
+    n = choose_size(len(val_idx), full_val=full_val, val_size=val_size, split=split)
     val_rows = sample_rows(val_idx, n)
     train_rows = sample_rows(train_idx, n)
 

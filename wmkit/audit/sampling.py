@@ -6,6 +6,7 @@ from typing import Sequence
 
 import numpy as np
 
+from wmkit.data.split import EVAL_SPLIT_GROW, EVAL_SPLIT_LABELS
 from wmkit.errors import DataError
 
 FULL_VAL_SIZE = 5000
@@ -22,10 +23,9 @@ ACTION_SHUFFLE_SEED = 1
 """Seed of the derangement that gives every prediction another sample's action."""
 
 
-def choose_size(available: int, *, full_val: bool = False, val_size: int | None = None,
-                pool: str = "the validation split") -> int:
+def choose_size(available: int, *, full_val: bool = False, val_size: int | None = None, split: str = "val") -> int:
     """How many validation pairs to audit; :class:`DataError` when the split cannot supply them.
-    ``pool`` names the split in the messages (``--split holdout``: the held-out repositories).
+    ``split`` (``val`` or ``holdout``) is the row set the pairs come from, named in the messages.
 
     ``val_size`` asks for exactly that many (it wins over ``full_val``); ``full_val`` asks for
     :data:`FULL_VAL_SIZE` or the whole split if smaller; neither gives :data:`DEFAULT_VAL_SIZE` or the
@@ -35,14 +35,13 @@ def choose_size(available: int, *, full_val: bool = False, val_size: int | None 
         if val_size < MIN_VAL_SIZE:
             raise DataError(f"--val-size {val_size}: an audit needs at least {MIN_VAL_SIZE} validation pairs")
         if val_size > available:
-            raise DataError(f"--val-size {val_size}: {pool} {_hold(pool)} only {available} pairs the "
-                            f"training never saw; ask for {available} or fewer, or pass --full-val")
+            raise DataError(f"--val-size {val_size}: only {available} pairs of {EVAL_SPLIT_LABELS[split]} were "
+                            f"never trained on; ask for {available} or fewer, or pass --full-val")
         return int(val_size)
     n = min(FULL_VAL_SIZE if full_val else DEFAULT_VAL_SIZE, available)
     if n < MIN_VAL_SIZE:
-        hint = "a higher data.val_percent" if pool == "the validation split" else "more data.holdout_repos"
-        raise DataError(f"{pool} {_hold(pool)} only {available} pairs (an audit needs at least "
-                        f"{MIN_VAL_SIZE}); use a larger data source or {hint}")
+        raise DataError(f"only {available} pairs in {EVAL_SPLIT_LABELS[split]} (an audit needs at least "
+                        f"{MIN_VAL_SIZE}); use a larger data source or {EVAL_SPLIT_GROW[split]}")
     return int(n)
 
 
@@ -62,7 +61,3 @@ def derangement(n: int, seed: int = ACTION_SHUFFLE_SEED) -> np.ndarray:
     perm = np.empty(n, dtype=np.int64)
     perm[order] = np.roll(order, -1)
     return perm
-
-
-def _hold(pool: str) -> str:
-    return "hold" if pool.endswith("s") else "holds"

@@ -13,6 +13,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from wmkit.data.split import EVAL_SPLIT_LABELS
+
 
 def _params(n: Any) -> str:
     if n is None:
@@ -61,8 +63,8 @@ def render_retrieval(result: dict, console=None) -> None:
         req = result.get("requested", {})
         train_src = split.get("training_source")
         of = f" of {train_src}" if train_src and train_src != result.get("data_source") else ""
-        pool = "held-out repositories" if result.get("split") == "holdout" else "validation split"
-        console.print(f"  data: {result.get('data_source')} — {pool} {split.get('validation_rows')} rows; "
+        pool = EVAL_SPLIT_LABELS.get(result.get("split") or "val", "the validation split")
+        console.print(f"  data: {result.get('data_source')} — {pool}: {split.get('validation_rows')} rows; "
                       f"checked against the {split.get('training_rows')} training rows{of}")
         console.print(f"  {result.get('queries')} queries × {result.get('gallery')} gallery, disjoint, held out "
                       f"(asked {req.get('queries')} × {req.get('gallery')}; seed {result.get('seed')})")

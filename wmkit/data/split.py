@@ -11,6 +11,10 @@ from wmkit.errors import DataError
 SPLIT_NAMES = {"train": 0, "val": 1, "valid": 1, "validation": 1, "test": 1, "dev": 1, "holdout": 1}
 #: the split value of rows of the held-out repositories
 HOLDOUT = 2
+#: what the audit and the benchmarks call the row sets they draw from (``--split``), in messages
+EVAL_SPLIT_LABELS = {"val": "the validation split", "holdout": "the held-out repositories"}
+#: how to get more rows into each of them
+EVAL_SPLIT_GROW = {"val": "a higher data.val_percent", "holdout": "more data.holdout_repos"}
 
 def hash_split(key: str, val_percent: int, salt: str = "split:") -> int:
     """1 (val) if ``int(sha256(salt + key)[:8], 16) % 100 < val_percent`` else 0 (train)."""

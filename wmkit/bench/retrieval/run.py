@@ -256,8 +256,7 @@ def _retrieval(result: dict, lc, loaded: _Loaded, embedders: list[EditEmbedder],
     if excluded:
         notes.append(f"{excluded} validation rows share a row id with training rows and were left out of the pool")
     try:
-        q, g, note = choose_sizes(len(pool), queries, gallery,
-                                  "the held-out repositories" if split == "holdout" else "the validation split")
+        q, g, note = choose_sizes(len(pool), queries, gallery, split)
     except DataError as exc:
         hint = "" if data else "; or pass --data SOURCE to benchmark on another source's validation split"
         raise DataError(f"{source}: {exc}{hint}") from None

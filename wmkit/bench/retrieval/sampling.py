@@ -10,6 +10,7 @@ from typing import Any, Iterable
 
 import numpy as np
 
+from wmkit.data.split import EVAL_SPLIT_GROW, EVAL_SPLIT_LABELS
 from wmkit.errors import DataError, RecipeError
 
 MIN_QUERIES = 10
@@ -17,16 +18,16 @@ MIN_QUERIES = 10
 MIN_GALLERY = 10
 
 
-def choose_sizes(available: int, queries: int, gallery: int,
-                 pool: str = "the validation split") -> tuple[int, int, str | None]:
-    """``(queries, gallery, note)`` that fit ``available`` held-out rows of ``pool`` (named in the
-    messages; see the module docstring)."""
+def choose_sizes(available: int, queries: int, gallery: int, split: str = "val") -> tuple[int, int, str | None]:
+    """``(queries, gallery, note)`` that fit ``available`` rows of ``split`` (``val`` or ``holdout``,
+    named in the messages; see the module docstring)."""
+    pool = EVAL_SPLIT_LABELS[split]
     if queries < 1 or gallery < 1:
         raise RecipeError(f"--queries {queries} / --gallery {gallery}: both must be positive")
     if available < MIN_QUERIES + MIN_GALLERY:
         raise DataError(f"only {available} usable rows in {pool}; the retrieval benchmark needs at "
                         f"least {MIN_QUERIES + MIN_GALLERY} ({MIN_QUERIES} queries + {MIN_GALLERY} gallery); use "
-                        f"more data" + (" or raise data.val_percent" if pool == "the validation split" else ""))
+                        f"more data or {EVAL_SPLIT_GROW[split]}")
     if queries + gallery <= available:
         return queries, gallery, None
     if available - queries >= MIN_GALLERY:

@@ -197,3 +197,95 @@ def test_a_warm_started_run_records_its_fit_and_a_bad_one_writes_nothing(tmp_pat
     train(good, out=tmp_path / "run", host=wmkit_host, live=False)
     fit = json.loads((tmp_path / "run" / "config.json").read_text())["warm_start"]
     assert fit["pairs"] > 0 and fit["alpha"] in (0.1, 1.0, 10.0, 100.0, 1000.0) and set(fit["inner_mse"])
+
+
+def test_position_shifts_sum_each_tokens_moves_and_flip_sign_for_a_revert():
+    from wmkit_action_encoders.token_bag import position_shifts, removed_added_counts
+
+    # row 0 swaps two tokens (a reordering: the bag of removed and added tokens is empty); row 1 is its revert
+    before = torch.tensor([[5, 6, 7, 8, 0], [5, 8, 7, 6, 0]])
+    after = torch.tensor([[5, 8, 7, 6, 0], [5, 6, 7, 8, 0]])
+    assert removed_added_counts(before, after, 0, 10).abs().sum() == 0
+    got = position_shifts(before, after, 0, 10)
+    want = torch.zeros(2, 10)
+    want[0, 6], want[0, 8] = (3 - 1) / 5, (1 - 3) / 5  # token 6 moved from position 1 to 3, token 8 back
+    want[1] = -want[0]
+    torch.testing.assert_close(got, want)
+    # a token that stays where it is contributes nothing, however often it occurs; padding never counts
+    same = torch.tensor([[4, 4, 9, 0, 0]])
+    torch.testing.assert_close(position_shifts(same, same, 0, 10), torch.zeros(1, 10))
+    # hashed: bucket t mod buckets sums its tokens' shifts
+    torch.testing.assert_close(position_shifts(before, after, 0, 4),
+                               torch.stack([want[:, k::4].sum(1) for k in range(4)], dim=1))
+
+
+def test_the_mlp_head_is_silent_until_fit_and_reads_target_before(wmkit_host):
+    model = _warm_model(wmkit_host, model__action__head="mlp", model__action__with_vector=False,
+                        model__action__positions=True)
+    encoder = model.action_encoder
+    assert encoder.reads_state and encoder.counts.in_features == 3 * VOCAB
+    before, after, actions = batch()
+    state = torch.randn(len(before), 16)
+    inputs = ActionInputs(vector=actions, before=before, after=after, state=state)
+    with torch.no_grad():
+        encoder.counts.weight.normal_()
+        linear = encoder.counts(encoder.linear_features(inputs)) + encoder.bias
+        torch.testing.assert_close(encoder(inputs), linear)
+        encoder.set_linear(encoder.counts.weight.T.clone(), encoder.bias.clone(), residual_rms=0.25)
+        assert encoder.head_scale.item() == 0.25
+        encoder.head[2].weight.normal_()
+        # the head: s · MLP(c · target(before), linear / s), with c = head_state_scale
+        want = linear + 0.25 * encoder.head(torch.cat([10.0 * state, linear / 0.25], dim=1))
+        torch.testing.assert_close(encoder(inputs), want)
+        # the model fills the state in from the prediction's base, whatever the caller passed
+        torch.testing.assert_close(model.embed_action(inputs.on(None), state), want)
+        torch.testing.assert_close(model.embed_action(inputs.on(torch.zeros_like(state)), state), want)
+    assert {id(p) for p in encoder.residual_parameters()} == {id(p) for p in encoder.head.parameters()}
+    assert _warm_model(wmkit_host).action_encoder.residual_parameters() == []
+    with pytest.raises(WmkitError, match="reads target"):
+        encoder(inputs.on(None))
+
+
+def test_an_action_encoder_that_reads_target_before_needs_predictions_from_it(wmkit_host):
+    with pytest.raises(RecipeError, match='model.predictor.start = "target_before"'):
+        build(tiny(model__action__name="token_bag", model__action__head="mlp"), wmkit_host)
+
+
+def test_mlp_warm_start_fits_what_ridge_leaves_and_is_reproducible(wmkit_host):
+    from wmkit.warm_start import warm_start_action_encoder
+
+    def fitted(steps):
+        model = _warm_model(wmkit_host, model__action__head="mlp", model__action__init_pairs=80,
+                            model__action__positions=True,
+                            model__action__init_steps=steps, model__action__head_hidden=64)
+        fit = warm_start_action_encoder(model, _Pairs(n=96, seed=3), np.arange(90), seed=0,
+                                        device=torch.device("cpu"))
+        return model, fit
+
+    model, fit = fitted(150)
+    # the fit lowers the squared error that ridge left on the same pairs, and the untrained model is
+    # target(before) + the fitted embedding (checked inside the warm start; recomputed here)
+    assert fit["residual"]["fit_mse"] < 0.8 * fit["fit_mse"] and fit["residual"]["steps"] == 150
+    assert model.action_encoder.head_scale.item() == pytest.approx(fit["fit_mse"] ** 0.5, rel=1e-5)
+    data = _Pairs(n=96, seed=3)
+    rows = np.sort(np.random.default_rng(0).choice(np.arange(90), size=80, replace=False))
+    model.eval()
+    with torch.no_grad():
+        inputs = ActionInputs(*(torch.from_numpy(a[rows]) for a in (data.actions, data.before, data.after)))
+        emb = model.embed(inputs.before, inputs.after, inputs.vector)
+        change = emb.target_after - emb.target_before
+        embedding = model.embed_action(inputs, emb.target_before)
+        mse = float(((embedding - change) ** 2).mean())
+        torch.testing.assert_close(emb.pred, emb.target_before + embedding)
+    assert mse == pytest.approx(fit["residual"]["fit_mse"], rel=1e-4)
+    # the same seed gives the same weights, bit for bit
+    again, _ = fitted(150)
+    for (name, p), q in zip(model.action_encoder.state_dict().items(), again.action_encoder.state_dict().values()):
+        assert torch.equal(p, q), name
+
+
+def test_init_steps_need_the_mlp_head_and_the_ridge_start(wmkit_host):
+    with pytest.raises(RecipeError, match='model.action.init_steps: 10 .*head = "mlp"'):
+        _warm_model(wmkit_host, model__action__init_steps=10)
+    with pytest.raises(RecipeError, match='init = "ridge"'):
+        _warm_model(wmkit_host, model__action__head="mlp", model__action__init="zero", model__action__init_steps=10)

@@ -10,6 +10,7 @@ prediction cost returns its terms unweighted, and the world model weights each o
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from typing import Any, Callable, ClassVar, Mapping
 
@@ -56,21 +57,30 @@ class ActionInputs:
     ``vector`` is the domain's action vector ``[B, A]`` (the paper's hand-made edit summary).
     ``before`` / ``after`` are the token ids ``[B, L]`` of both states, for encoders that read the
     edit itself (``edit_tokens`` in :attr:`wmkit.domain.Domain.action_inputs`); ``None`` when the
-    caller has only vectors.
+    caller has only vectors. ``state`` is target(before) ``[B, D]`` of the rows the action is applied
+    to, for an encoder that :attr:`~ActionEncoder.reads_state`: the world model fills it in from the
+    prediction's base (callers leave it ``None``), so another sample's action is embedded on this state.
     """
 
     vector: torch.Tensor
     before: torch.Tensor | None = None
     after: torch.Tensor | None = None
+    state: torch.Tensor | None = None
 
     def take(self, index: torch.Tensor) -> "ActionInputs":
         """The inputs of rows ``index`` (e.g. another sample's action, for the action test)."""
         pick = (lambda t: None if t is None else t[index])
-        return ActionInputs(vector=self.vector[index], before=pick(self.before), after=pick(self.after))
+        return ActionInputs(vector=self.vector[index], before=pick(self.before), after=pick(self.after),
+                            state=pick(self.state))
 
     def to(self, device) -> "ActionInputs":
         move = (lambda t: None if t is None else t.to(device))
-        return ActionInputs(vector=self.vector.to(device), before=move(self.before), after=move(self.after))
+        return ActionInputs(vector=self.vector.to(device), before=move(self.before), after=move(self.after),
+                            state=move(self.state))
+
+    def on(self, state: torch.Tensor) -> "ActionInputs":
+        """The same edits, applied to ``state`` (target(before) of the predicted rows)."""
+        return dataclasses.replace(self, state=state)
 
 
 class ActionEncoder(nn.Module):
@@ -91,8 +101,15 @@ class ActionEncoder(nn.Module):
         super().__init__()
         self.dim = dim
 
+    #: whether the embedding reads :attr:`ActionInputs.state` (target(before)); such an encoder needs
+    #: predictions that start from it (``model.predictor.start = "target_before"``)
+    reads_state: bool = False
     #: training pairs to fit :meth:`linear_features` on before step 1 (:mod:`wmkit.warm_start`); 0: none
     warm_start_pairs: int = 0
+    #: after that closed-form fit, AdamW steps fitting :meth:`residual_parameters` to what it left; 0: none
+    warm_start_steps: int = 0
+    #: the learning rate of those steps
+    warm_start_lr: float = 1e-3
 
     def forward(self, inputs: ActionInputs) -> torch.Tensor:  # pragma: no cover - interface
         raise NotImplementedError
@@ -101,9 +118,16 @@ class ActionEncoder(nn.Module):
         """``[B, F]`` features the embedding is linear in, for a warm start (``warm_start_pairs`` > 0)."""
         raise NotImplementedError
 
-    def set_linear(self, weights: torch.Tensor, bias: torch.Tensor) -> None:  # pragma: no cover - interface
-        """Make the embedding ``features @ weights + bias`` (``weights`` ``[F, D]``) for a warm start."""
+    def set_linear(self, weights: torch.Tensor, bias: torch.Tensor, *,
+                   residual_rms: float) -> None:  # pragma: no cover - interface
+        """Make the embedding ``features @ weights + bias`` (``weights`` ``[F, D]``) for a warm start;
+        ``residual_rms`` is the RMS of what that fit leaves, the scale of any nonlinear part fit next."""
         raise NotImplementedError
+
+    def residual_parameters(self) -> list[nn.Parameter]:
+        """The parameters a warm start fits by gradient after :meth:`set_linear` (``warm_start_steps``);
+        their part of the embedding must be 0 until then."""
+        return []
 
 
 class Predictor(nn.Module):

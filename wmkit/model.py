@@ -128,6 +128,9 @@ class WorldModel(nn.Module):
         self.pred_cost = pred_cost  # the last child: the older parts keep their parameter order (optimizer state)
         # ẑ = target(before) + g·P(z, a): g = 0 at the start makes the first prediction the copy baseline
         self.residual_gain = nn.Parameter(torch.zeros(())) if settings.start == "target_before" else None
+        if getattr(action_encoder, "reads_state", False) and self.residual_gain is None:
+            raise RecipeError("model.action: this action encoder reads target(before), which only predictions that "
+                              "start from it have; set model.predictor.start = \"target_before\"")
 
     # -- modes and the target ----------------------------------------------------------------------
     def train(self, mode: bool = True) -> "WorldModel":
@@ -189,7 +192,16 @@ class WorldModel(nn.Module):
         ``base`` is target(before) of the same rows, required when predictions start from it.
         """
         inputs = actions if isinstance(actions, ActionInputs) else ActionInputs(vector=actions)
-        return self._predict(z_state, self.action_encoder(inputs), base)
+        return self._predict(z_state, self.embed_action(inputs, base), base)
+
+    def embed_action(self, inputs: ActionInputs, base: torch.Tensor | None) -> torch.Tensor:
+        """The action embedding of ``inputs`` applied to the rows whose target(before) is ``base``
+        (read only by an action encoder that :attr:`~wmkit.components.ActionEncoder.reads_state`)."""
+        if getattr(self.action_encoder, "reads_state", False):
+            if base is None:
+                raise WmkitError("this model's action encoder reads target(before): pass base=target(before)")
+            inputs = inputs.on(base.float())
+        return self.action_encoder(inputs)
 
     def _predict(self, z_state: torch.Tensor, action_embedding: torch.Tensor,
                  base: torch.Tensor | None) -> torch.Tensor:
@@ -253,7 +265,8 @@ class WorldModel(nn.Module):
                 else:
                     target_before, target_after = None, self.target(after).z.float()
         # predict
-        action_embedding = self.action_encoder(ActionInputs(vector=actions.float(), before=before, after=after))
+        action_embedding = self.embed_action(ActionInputs(vector=actions.float(), before=before, after=after),
+                                             target_before)
         z_t = self.predictor_input(encoded_before).detach()
         pred = self._predict(z_t, action_embedding, target_before).float()
         z_t = z_t.float()
@@ -336,7 +349,8 @@ class WorldModel(nn.Module):
         """Every embedding of a batch, without gradients. Call ``model.eval()`` first."""
         online_before, online_after = self._encode_pair(self.encoder, before, after)
         target_before, target_after = self._encode_pair(self.target, before, after)
-        action_embedding = self.action_encoder(ActionInputs(vector=actions.float(), before=before, after=after))
+        action_embedding = self.embed_action(ActionInputs(vector=actions.float(), before=before, after=after),
+                                             target_before.z)
         state = self.predictor_input(online_before)
         pred = self._predict(state, action_embedding, target_before.z)
         return Embeddings(

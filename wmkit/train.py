@@ -352,8 +352,11 @@ def _train(recipe, run_dir: Path, *, resume: bool, force: bool, early_stop: int 
                   f"training pairs (model.action.init = ridge)", file=sys.stderr, flush=True)
         warm_start = warm_start_action_encoder(model, data, train_idx.numpy(), seed=o.meta.seed, device=device)
         if world.is_main:
-            print(f"warm start: ridge penalty {warm_start['alpha']:g} on {warm_start['features']} count features, "
-                  f"{warm_start['seconds']:.0f}s", file=sys.stderr, flush=True)
+            residual = warm_start.get("residual")
+            then = (f"; then {residual['steps']} steps of the nonlinear part: fit MSE {warm_start['fit_mse']:.3g} -> "
+                    f"{residual['fit_mse']:.3g}" if residual else "")
+            print(f"warm start: ridge penalty {warm_start['alpha']:g} on {warm_start['features']} count features"
+                  f"{then}, {warm_start['seconds']:.0f}s", file=sys.stderr, flush=True)
 
     components = {}
     for kind in kinds.KINDS:

@@ -5,12 +5,18 @@ Before step 1, ridge regression (:func:`wmkit.linear_edit.fit_linear_edit`) is f
 target(after) − target(before), and the encoder takes those weights. With a predictor whose update
 is the action embedding at step 0 and predictions from target(before) at gain 1, the untrained model
 *is* the audit's linear edit baseline, and training can only earn its keep by improving on it.
-Training pairs only; the sample is fixed by the run's seed.
+
+An encoder with a nonlinear part (:meth:`~wmkit.components.ActionEncoder.residual_parameters`, silent
+until now) then gets ``warm_start_steps`` AdamW steps fitting it, by mean squared error, to what ridge
+left of the same pairs' change: the untrained model is then the linear edit model plus that fit.
+Training pairs only; the sample and the batches are fixed by the run's seed.
 """
 
 from __future__ import annotations
 
+import math
 import time
+from typing import Callable
 
 import numpy as np
 import torch
@@ -20,19 +26,87 @@ from wmkit.encode import ENCODE_CHUNK, chunks, encode_states
 from wmkit.errors import RecipeError
 from wmkit.linear_edit import fit_linear_edit
 
-#: the untrained model must reproduce the ridge prediction this closely (cosine)
+#: the untrained model must reproduce the warm-started prediction this closely (cosine)
 AGREEMENT = 1e-4
+#: pairs per AdamW step of the residual fit, and its weight decay
+RESIDUAL_BATCH = 256
+RESIDUAL_WEIGHT_DECAY = 0.01
 
 
-def _inputs(data, rows: np.ndarray, device) -> ActionInputs:
+def _inputs(data, rows: np.ndarray, device, state: torch.Tensor | None = None) -> ActionInputs:
     before, after, actions = (torch.from_numpy(np.asarray(a[rows])).to(device)
                               for a in (data.before, data.after, data.actions))
-    return ActionInputs(vector=actions.float(), before=before.long(), after=after.long())
+    return ActionInputs(vector=actions.float(), before=before.long(), after=after.long(), state=state)
 
 
-@torch.inference_mode()
+def fit_residual(encoder, data, rows: np.ndarray, state: torch.Tensor, change: torch.Tensor, *, seed: int, device,
+                 report: Callable[[int], None] | None = None, report_every: int = 0) -> dict:
+    """``warm_start_steps`` AdamW steps of MSE(embedding, change) on ``residual_parameters`` only, for the
+    pairs ``rows`` whose target(before) is ``state`` and target(after) − target(before) is ``change``;
+    ``report(step)`` is called every ``report_every`` steps (the frozen-target bench reads the fit as it goes)."""
+    params = encoder.residual_parameters()
+    if not params:
+        raise RecipeError("model.action: this action encoder has no nonlinear part to fit after the ridge "
+                          "warm start; set its warm-start steps to 0")
+    trainable = [p.requires_grad for p in encoder.parameters()]
+    for p in encoder.parameters():
+        p.requires_grad_(False)
+    for p in params:
+        p.requires_grad_(True)
+    optimizer = torch.optim.AdamW(params, lr=encoder.warm_start_lr, weight_decay=RESIDUAL_WEIGHT_DECAY)
+    # cosine to 0: the fit ends on a settled iterate rather than wherever the last noisy step left it
+    schedule = torch.optim.lr_scheduler.LambdaLR(
+        optimizer, lambda step: 0.5 * (1 + math.cos(math.pi * min(step, encoder.warm_start_steps)
+                                                    / encoder.warm_start_steps)))
+    batches = np.random.default_rng([seed, 1])
+    batch = min(RESIDUAL_BATCH, len(rows))
+    for step in range(1, encoder.warm_start_steps + 1):
+        pick = np.sort(batches.choice(len(rows), size=batch, replace=False))
+        embedding = encoder(_inputs(data, rows[pick], device, state[pick]))
+        loss = torch.nn.functional.mse_loss(embedding, change[pick])
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        schedule.step()
+        if report is not None and report_every and step % report_every == 0:
+            report(step)
+    for p, flag in zip(encoder.parameters(), trainable):
+        p.requires_grad_(flag)
+    return {"steps": int(encoder.warm_start_steps), "lr": float(encoder.warm_start_lr)}
+
+
+def embed_rows(encoder, data, rows: np.ndarray, state: torch.Tensor, device) -> torch.Tensor:
+    """The action embeddings of ``rows`` of ``data`` applied to ``state`` (their target(before)), chunked."""
+    with torch.inference_mode():
+        return torch.cat([encoder(_inputs(data, rows[s], device, state[s])) for s in chunks(len(rows), ENCODE_CHUNK)])
+
+
+def fit_action_encoder(encoder, data, rows: np.ndarray, target_before: np.ndarray, target_after: np.ndarray, *,
+                       seed: int, device, report: Callable[[int], None] | None = None,
+                       report_every: int = 0) -> dict:
+    """Fit ``encoder`` so that its embedding of ``rows`` is target(after) − target(before): ridge on its
+    linear features, then its nonlinear part (``warm_start_steps``); returns what was fit."""
+    y = np.asarray(target_after, dtype=np.float64) - target_before
+    with torch.inference_mode():
+        x = np.concatenate([encoder.linear_features(_inputs(data, rows[s], device)).double().cpu().numpy()
+                            for s in chunks(len(rows), ENCODE_CHUNK)])
+    fit = fit_linear_edit(x, np.zeros_like(y), y)
+    residual_rms = float(np.sqrt(np.mean((x @ fit["weights"] + fit["bias"] - y) ** 2)))
+    encoder.set_linear(torch.from_numpy(fit["weights"]).float().to(device),
+                       torch.from_numpy(fit["bias"]).float().to(device), residual_rms=residual_rms)
+    out = {"pairs": int(len(rows)), "features": int(x.shape[1]), "alpha": fit["alpha"],
+           "inner_mse": fit["inner_mse"], "fit_mse": residual_rms ** 2}
+    if encoder.warm_start_steps:
+        state, change = (torch.from_numpy(np.asarray(a)).float().to(device) for a in (target_before, y))
+        out["residual"] = fit_residual(encoder, data, rows, state, change, seed=seed, device=device,
+                                       report=report, report_every=report_every)
+        out["residual"]["fit_mse"] = float(((embed_rows(encoder, data, rows, state, device) - change) ** 2).mean())
+    return out
+
+
 def warm_start_action_encoder(model, data, train_rows: np.ndarray, *, seed: int, device) -> dict:
-    """Fit the action encoder's linear part on a sample of ``train_rows``; returns what was fit."""
+    """Fit the action encoder on a sample of ``train_rows`` to the initial target's change (ridge, then
+    its nonlinear part if it has warm-start steps); returns what was fit."""
     encoder = model.action_encoder
     t0 = time.perf_counter()
     n = min(int(encoder.warm_start_pairs), len(train_rows))
@@ -42,26 +116,23 @@ def warm_start_action_encoder(model, data, train_rows: np.ndarray, *, seed: int,
     rows = np.sort(np.random.default_rng(seed).choice(train_rows, size=n, replace=False))
     was_training = model.training
     # encode_states runs the model in eval mode: no dropout in the encodings the fit reads
-    y = (encode_states(model, data.after[rows], target=True).astype(np.float64)
-         - encode_states(model, data.before[rows], target=True).astype(np.float64))
-    x = np.concatenate([encoder.linear_features(_inputs(data, rows[s], device)).double().cpu().numpy()
-                        for s in chunks(len(rows), ENCODE_CHUNK)])
-    fit = fit_linear_edit(x, np.zeros_like(y), y)
-    weights = torch.from_numpy(fit["weights"]).float().to(device)
-    bias = torch.from_numpy(fit["bias"]).float().to(device)
-    encoder.set_linear(weights, bias)
-    model.residual_gain.fill_(1.0)
-    # the untrained model must now be the linear edit model; otherwise the predictor does not pass the
-    # action embedding through as its update at step 0
-    inputs = _inputs(data, rows[:64], device)
-    emb = model.embed(inputs.before, inputs.after, inputs.vector)
-    model.train(was_training)
-    linear = emb.target_before + encoder.linear_features(inputs) @ weights + bias
-    agreement = float(torch.nn.functional.cosine_similarity(emb.pred.float(), linear, dim=-1).min())
+    target_before = encode_states(model, data.before[rows], target=True).astype(np.float64)
+    target_after = encode_states(model, data.after[rows], target=True).astype(np.float64)
+    out = fit_action_encoder(encoder, data, rows, target_before, target_after, seed=seed, device=device)
+    with torch.no_grad():
+        model.residual_gain.fill_(1.0)
+    # the untrained model must now predict target(before) + the action embedding; otherwise the predictor
+    # does not pass the action embedding through as its update at step 0
+    with torch.inference_mode():
+        inputs = _inputs(data, rows[:64], device)
+        emb = model.embed(inputs.before, inputs.after, inputs.vector)
+        model.train(was_training)
+        expected = emb.target_before + model.embed_action(inputs, emb.target_before)
+        agreement = float(torch.nn.functional.cosine_similarity(emb.pred.float(), expected, dim=-1).min())
     if agreement < 1 - AGREEMENT:
         raise RecipeError("model.action: after the warm start the untrained model does not predict "
-                          f"target(before) + the linear edit model (min cos {agreement:.4f}); the predictor must "
+                          f"target(before) + the action embedding (min cos {agreement:.4f}); the predictor must "
                           "pass the action embedding through as its update at step 0: set "
                           "model.predictor.output = \"update\", add_action = true and zero_init = true")
-    return {"pairs": int(n), "features": int(x.shape[1]), "alpha": fit["alpha"], "inner_mse": fit["inner_mse"],
-            "seconds": round(time.perf_counter() - t0, 2)}
+    out["seconds"] = round(time.perf_counter() - t0, 2)
+    return out

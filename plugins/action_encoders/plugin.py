@@ -34,6 +34,20 @@ class TokenBagOptions(Options):
                  choices=("zero", "ridge"))
     init_pairs = Field(int, 8192, "training pairs the ridge warm start is fit on (init = ridge)",
                        minimum=16, maximum=1 << 22)
+    positions = Field(bool, False, "also per bucket: the sum of its tokens' positions in after minus in before "
+                      "(positions / window): an edit that moves tokens without changing their counts (a "
+                      "reordering, a revert of one) is not an empty bag")
+    head = Field(str, "linear", "linear: the embedding is W · features + b; mlp: plus an MLP of target(before) and "
+                 "that linear embedding (the change a token makes depends on the state it lands in), its last "
+                 "layer starting at 0; needs model.predictor.start = \"target_before\"", choices=("linear", "mlp"))
+    head_hidden = Field(int, 512, "hidden width of the mlp head (head = mlp)", minimum=1, maximum=1 << 16)
+    head_state_scale = Field(float, 10.0, "target(before) enters the mlp head times this (its elements are of order "
+                             "1; the linear embedding enters divided by the ridge fit's residual RMS)",
+                             minimum=1e-6, maximum=1e6)
+    init_steps = Field(int, 0, "after the ridge fit (init = ridge), AdamW steps of batch 256 fitting the mlp head to "
+                       "what ridge leaves of the initial target's change, on the same pairs (MSE); 0: ridge only",
+                       minimum=0, maximum=1 << 20)
+    init_lr = Field(float, 1e-3, "learning rate of those steps (init_steps)", minimum=1e-8, maximum=1.0)
 
 
 @wmkit.hookimpl

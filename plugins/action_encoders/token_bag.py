@@ -1,4 +1,5 @@
-"""An action encoder that is a linear map of what the edit removed and added, counted per token."""
+"""An action encoder that is a map of what the edit removed and added, counted per token: linear, or
+linear plus an MLP of the log counts and the states' lengths."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ import torch
 from torch import nn
 
 from wmkit.components import ActionEncoder, ActionInputs
-from wmkit.errors import WmkitError
+from wmkit.errors import RecipeError, WmkitError
 from wmkit_action_encoders.mlp import MLPActionEncoder
 from wmkit_action_encoders.plugin import TokenBagOptions
 
@@ -27,11 +28,27 @@ def removed_added_counts(before: torch.Tensor, after: torch.Tensor, pad_id: int,
     return torch.cat([(cb - ca).clamp(min=0), (ca - cb).clamp(min=0)], dim=1)
 
 
+def position_shifts(before: torch.Tensor, after: torch.Tensor, pad_id: int, buckets: int) -> torch.Tensor:
+    """``[B, buckets]``: per bucket, Σ position / L of its tokens in after minus the same in before
+    (L: the window). Zero for an edit that keeps every token where it was; ± the same for an edit and
+    its revert."""
+    def sums(tokens: torch.Tensor) -> torch.Tensor:
+        where = torch.arange(tokens.shape[1], device=tokens.device, dtype=torch.float32) / tokens.shape[1]
+        weights = where.expand(tokens.shape[0], -1) * (tokens != pad_id)
+        out = torch.zeros(tokens.shape[0], buckets, device=tokens.device)
+        return out.scatter_add_(1, tokens.long() % buckets, weights)
+
+    return sums(after) - sums(before)
+
+
 class TokenBagActionEncoder(ActionEncoder):
-    """a = W · [removed counts, added counts] + b (+ the paper's MLP of the action vector with
-    ``with_vector``). No normalisation: the embedding grows with the edit. ``init = "ridge"`` fits W
-    and b in closed form before step 1 (:mod:`wmkit.warm_start`). With the predictor's ``add_action``, the prediction contains the
-    linear edit model ``target(before) + W · counts`` as a special case.
+    """a = W · f + b, with f = [removed counts, added counts] (+ position shifts with ``positions``), plus
+    s · MLP(c · target(before), (W · f + b) / s) with ``head = "mlp"``, plus the paper's MLP of the action
+    vector with ``with_vector``. No normalisation: the embedding grows with the edit. ``init = "ridge"``
+    fits W and b in closed form before step 1 (:mod:`wmkit.warm_start`), then ``init_steps`` AdamW steps
+    fit the MLP head to what ridge left, s being the RMS of that residual. With the predictor's
+    ``add_action``, the prediction contains the linear edit model ``target(before) + W · f`` as a
+    special case.
     """
 
     inputs: ClassVar[tuple[str, ...]] = ("vector", "edit_tokens")
@@ -41,12 +58,25 @@ class TokenBagActionEncoder(ActionEncoder):
         super().__init__(action_dim=action_dim, vocab_size=vocab_size, pad_id=pad_id, dim=dim, heads=heads,
                          options=options)
         opts = TokenBagOptions.of(options)
-        self.buckets, self.pad_id = min(opts.buckets, vocab_size), int(pad_id)
+        if opts.init_steps and (opts.head != "mlp" or opts.init != "ridge"):
+            raise RecipeError(f"model.action.init_steps: {opts.init_steps} gradient steps fit the mlp head to what "
+                              f"the ridge fit leaves; set model.action.head = \"mlp\" and init = \"ridge\", or "
+                              f"init_steps = 0")
+        self.buckets, self.pad_id, self.positions = min(opts.buckets, vocab_size), int(pad_id), opts.positions
         # starts at 0 so the first predictions do not depend on random count weights
-        self.counts = nn.Linear(2 * self.buckets, dim, bias=False)
+        self.counts = nn.Linear((3 if self.positions else 2) * self.buckets, dim, bias=False)
         nn.init.zeros_(self.counts.weight)
         self.bias = nn.Parameter(torch.zeros(dim))
+        self.head = None
+        if opts.head == "mlp":
+            self.reads_state, self.state_scale = True, opts.head_state_scale
+            self.head = nn.Sequential(nn.Linear(2 * dim, opts.head_hidden), nn.GELU(), nn.Linear(opts.head_hidden, dim))
+            nn.init.zeros_(self.head[2].weight)  # silent until fit: the embedding starts linear
+            nn.init.zeros_(self.head[2].bias)
+            # s: the scale of what the linear part leaves, so the head's inputs and AdamW's steps fit it
+            self.register_buffer("head_scale", torch.ones(()))
         self.warm_start_pairs = opts.init_pairs if opts.init == "ridge" else 0
+        self.warm_start_steps, self.warm_start_lr = opts.init_steps, opts.init_lr
         self.vector = (MLPActionEncoder(action_dim=action_dim, vocab_size=vocab_size, pad_id=pad_id, dim=dim,
                                         heads=heads, options={"hidden": opts.hidden})
                        if opts.with_vector else None)
@@ -55,19 +85,33 @@ class TokenBagActionEncoder(ActionEncoder):
         if inputs.before is None or inputs.after is None:
             raise WmkitError("the token_bag action encoder reads the states' token ids; pass ActionInputs "
                              "with before and after")
-        return removed_added_counts(inputs.before, inputs.after, self.pad_id, self.buckets)
+        counts = removed_added_counts(inputs.before, inputs.after, self.pad_id, self.buckets)
+        if not self.positions:
+            return counts
+        return torch.cat([counts, position_shifts(inputs.before, inputs.after, self.pad_id, self.buckets)], dim=1)
 
     @torch.no_grad()
-    def set_linear(self, weights: torch.Tensor, bias: torch.Tensor) -> None:
+    def set_linear(self, weights: torch.Tensor, bias: torch.Tensor, *, residual_rms: float) -> None:
         self.counts.weight.copy_(weights.T)
         self.bias.copy_(bias)
+        if self.head is not None:
+            self.head_scale.fill_(residual_rms)
         if self.vector is not None:  # the action vector's MLP starts silent, so the embedding is the fit
             last = self.vector.get_submodule("2")
             last.weight.zero_()
             last.bias.zero_()
 
+    def residual_parameters(self) -> list[nn.Parameter]:
+        return [] if self.head is None else list(self.head.parameters())
+
     def forward(self, inputs: ActionInputs) -> torch.Tensor:
         out = self.counts(self.linear_features(inputs)) + self.bias
+        if self.head is not None:
+            if inputs.state is None:
+                raise WmkitError("the token_bag action encoder's mlp head reads target(before); pass "
+                                 "ActionInputs with state (WorldModel.embed_action does)")
+            scale = self.head_scale
+            out = out + scale * self.head(torch.cat([self.state_scale * inputs.state, out / scale], dim=1))
         if self.vector is not None:
             out = out + self.vector(inputs)
         return out

@@ -162,15 +162,11 @@ def _warm_start_head(args, lc, domain, prepared, data, score) -> dict:
     device = torch.device("cpu")
     states = {name: torch.from_numpy(d["before"]).float() for name, d in data.items()}
 
-    def pred_of(d):
-        name = next(k for k, v in data.items() if v is d)
-        return d["before"] + embed_rows(encoder, prepared, d["rows"], states[name], device).numpy()
-
     def row(step):
         out = {"step": step}
         for split in ("val", "holdout"):
             d = data[split]
-            pred = pred_of(d)
+            pred = d["before"] + embed_rows(encoder, prepared, d["rows"], states[split], device).numpy()
             out[split] = {**score(lambda _: pred, split), "mse": float(np.mean((pred - d["after"]) ** 2))}
         return out
 

@@ -127,7 +127,7 @@ def warm_start_action_encoder(model, data, train_rows: np.ndarray, *, seed: int,
         inputs = _inputs(data, rows[:64], device)
         emb = model.embed(inputs.before, inputs.after, inputs.vector)
         model.train(was_training)
-        expected = emb.target_before + model.embed_action(inputs, emb.target_before)
+        expected = emb.target_before + emb.action_embedding
         agreement = float(torch.nn.functional.cosine_similarity(emb.pred.float(), expected, dim=-1).min())
     if agreement < 1 - AGREEMENT:
         raise RecipeError("model.action: after the warm start the untrained model does not predict "

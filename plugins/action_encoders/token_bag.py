@@ -1,5 +1,5 @@
-"""An action encoder that is a map of what the edit removed and added, counted per token: linear, or
-linear plus an MLP of the log counts and the states' lengths."""
+"""An action encoder that maps what the edit removed and added, counted per token (and, optionally, where
+tokens moved): linear, or linear plus an MLP over target(before) and that linear embedding."""
 
 from __future__ import annotations
 

@@ -151,7 +151,8 @@ class TrainOptions(Options):
     threads = Field(int, 0, "torch CPU threads (0 = torch's default)", minimum=0, maximum=4096)
     select = Field(str, "knn1_over_copy", "the probe criterion that picks the best checkpoint and drives "
                    "train.patience (never delta cos or lift): knn1_over_copy = prediction KNN@1 minus copy's "
-                   "KNN@1, knn_at_1, knn_at_5, beats_copy",
+                   "KNN@1, knn_at_1, knn_at_5, beats_copy; a warm-started model (model.action.init = ridge) is probed "
+                   "at step 0 and kept as step-0, so it can be the best",
                    choices=("knn1_over_copy", "knn_at_1", "knn_at_5", "beats_copy"))
     patience = Field(int, 0, "stop after this many probes in a row without a new best train.select value "
                      "(0 = never stop early)", minimum=0, maximum=1 << 20)

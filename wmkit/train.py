@@ -434,6 +434,15 @@ def _train(recipe, run_dir: Path, *, resume: bool, force: bool, early_stop: int 
             from wmkit.recipe import experiment_values
 
             loggers.start(experiment_values(v))  # hyper-parameters: what shapes the run
+        if warm_start is not None and world.is_main:
+            # a warm-started model is already a fitted edit model: probe and keep it as step-0, so that
+            # selection can answer "training only made it worse" instead of picking the least bad step
+            model.eval()
+            last_eval = probe_validation(model, *probe, chunk=o.eval.batch_size)
+            loggers.metrics(0, "val", last_eval)
+            view.show_eval(0, last_eval)
+            best_metric = criterion_value(last_eval, select)
+            save(0, last_eval, True)
         for step in range(start_step + 1, stop_at + 1):
             # -- one optimisation step ------------------------------------------------------------
             lr = learning_rate(step - 1, lr=o.optim.lr, warmup=o.optim.warmup_steps,

@@ -221,9 +221,11 @@ def audit_model(model, domain, prepared, *, full_val: bool = False, val_size: in
                                         base=enc.target_before if model.starts_from_target else None)
         shuffle_seconds = time.perf_counter() - t0
         # the linear edit baseline is fit on at least LINEAR_FIT_PAIRS training pairs whatever the audited N,
-        # so a model that was warm-started on that many is not compared with a starved baseline
+        # and on at least as many as the model's own warm start read, so no model is compared with a
+        # baseline that saw less of the training data than it did
         linear_fit = None
-        fit_rows = sample_rows(train_idx, max(len(train_rows), LINEAR_FIT_PAIRS))
+        fit_rows = sample_rows(train_idx, max(len(train_rows), LINEAR_FIT_PAIRS,
+                                              int(model.action_encoder.warm_start_pairs)))
         if len(fit_rows) > len(train_rows):
             t0 = time.perf_counter()
             linear_fit = _linear_fit_targets(model, prepared, fit_rows, enc_train, bar)

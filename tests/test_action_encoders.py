@@ -178,7 +178,7 @@ def test_ridge_warm_start_without_a_pass_through_predictor_is_refused(wmkit_host
         warm_start_action_encoder(model, _Pairs(), np.arange(60), seed=0, device=torch.device("cpu"))
 
 
-def test_a_warm_started_run_records_its_fit_and_a_bad_one_writes_nothing(tmp_path, wmkit_host):
+def test_a_warm_started_run_records_its_fit_and_a_bad_one_writes_nothing(tmp_path, wmkit_host, monkeypatch):
     import json
 
     from test_recipes_smoke import SMOKE, python_edits
@@ -197,6 +197,27 @@ def test_a_warm_started_run_records_its_fit_and_a_bad_one_writes_nothing(tmp_pat
     train(good, out=tmp_path / "run", host=wmkit_host, live=False)
     fit = json.loads((tmp_path / "run" / "config.json").read_text())["warm_start"]
     assert fit["pairs"] > 0 and fit["alpha"] in (0.1, 1.0, 10.0, 100.0, 1000.0) and set(fit["inner_mse"])
+    # the warm-started model is probed and kept as step-0, a candidate for selection like any other step
+    index = json.loads((tmp_path / "run" / "checkpoints" / "index.json").read_text())
+    assert index["steps"][0] == 0 and (tmp_path / "run" / "checkpoints" / "step-0").is_dir()
+    rows = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    evals = [r for r in rows if r.get("event") == "eval"]
+    assert evals[0]["step"] == 0 and [r["step"] for r in evals][1:] == [1, 2]
+    from wmkit.checkpoint import load_weights
+
+    counts = load_weights(tmp_path / "run" / "checkpoints" / "step-0")["action_encoder.counts.weight"]
+    assert torch.count_nonzero(counts) > 0  # the fit, not the zero init
+    # the audit's linear edit baseline reads at least as many training pairs as the warm start did
+    from wmkit.audit import core, run_audit
+
+    monkeypatch.setattr(core, "LINEAR_FIT_PAIRS", 2)
+    audited = run_audit(tmp_path / "run", progress=False, save=False, host=wmkit_host, val_size=10)
+    assert audited["linear_edit"]["fit_pairs"] == fit["pairs"] > 10
+    # without a warm start there is nothing fitted to keep: the first checkpoint is a trained step
+    plain = load_recipe("lever_linear_start", overrides=[*overrides, 'model.action.init="zero"'],
+                        host=wmkit_host, environ={})
+    train(plain, out=tmp_path / "plain", host=wmkit_host, live=False)
+    assert 0 not in json.loads((tmp_path / "plain" / "checkpoints" / "index.json").read_text())["steps"]
 
 
 def test_position_shifts_sum_each_tokens_moves_and_flip_sign_for_a_revert():
@@ -289,3 +310,59 @@ def test_init_steps_need_the_mlp_head_and_the_ridge_start(wmkit_host):
         _warm_model(wmkit_host, model__action__init_steps=10)
     with pytest.raises(RecipeError, match='init = "ridge"'):
         _warm_model(wmkit_host, model__action__head="mlp", model__action__init="zero", model__action__init_steps=10)
+
+
+def test_reverts_are_the_pairs_read_the_other_way_and_the_head_fits_them(wmkit_host):
+    from wmkit.warm_start import _inputs, warm_start_action_encoder
+
+    data = _Pairs(n=96, seed=3)
+    rows = np.array([0, 1, 2, 3])
+    flipped = _inputs(data, rows, torch.device("cpu"), reverted=np.array([False, True, False, True]))
+    assert torch.equal(flipped.before[1], torch.from_numpy(data.after[1]).long())
+    assert torch.equal(flipped.after[1], torch.from_numpy(data.before[1]).long())
+    assert torch.equal(flipped.before[2], torch.from_numpy(data.before[2]).long())
+
+    def reverted_mse(reverts):
+        model = _warm_model(wmkit_host, model__action__head="mlp", model__action__init_pairs=80,
+                            model__action__positions=True, model__action__init_steps=150,
+                            model__action__head_hidden=64, model__action__init_reverts=reverts)
+        warm_start_action_encoder(model, data, np.arange(90), seed=0, device=torch.device("cpu"))
+        model.eval()
+        with torch.no_grad():  # how well the head predicts each pair's revert: after -> before
+            inputs = _inputs(data, np.arange(90), torch.device("cpu"), reverted=np.ones(90, dtype=bool))
+            emb = model.embed(inputs.before, inputs.after, inputs.vector)
+            change = emb.target_after - emb.target_before
+            return float(((model.embed_action(inputs, emb.target_before) - change) ** 2).mean())
+
+    assert reverted_mse(True) < 0.9 * reverted_mse(False)
+
+
+def test_init_reverts_need_the_heads_warm_start_steps(wmkit_host):
+    with pytest.raises(RecipeError, match="model.action.init_reverts: .*init_steps > 0"):
+        _warm_model(wmkit_host, model__action__head="mlp", model__action__init_reverts=True)
+
+
+def test_several_heads_are_averaged_and_each_is_fit_on_its_own(wmkit_host):
+    from wmkit.warm_start import _inputs
+
+    model = _warm_model(wmkit_host, model__action__head="mlp", model__action__head_count=3,
+                        model__action__head_hidden=16, model__action__with_vector=False)
+    encoder = model.action_encoder
+    data = _Pairs(n=8, seed=2)
+    inputs = _inputs(data, np.arange(8), torch.device("cpu"), state=torch.randn(8, encoder.dim))
+    with torch.no_grad():
+        encoder.counts.weight.normal_()
+        for head in encoder.head:
+            head[2].weight.normal_()
+        encoder.head_scale.fill_(0.5)
+    linear = encoder.counts(encoder.linear_features(inputs)) + encoder.bias
+    x = torch.cat([encoder.state_scale * inputs.state, linear / 0.5], dim=1)
+    fits = [0.5 * head(x) for head in encoder.head]
+    torch.testing.assert_close(encoder(inputs), linear + sum(fits) / 3)
+    change = torch.randn_like(linear)
+    expected = sum(((linear + f - change) ** 2).mean() for f in fits) / 3
+    torch.testing.assert_close(encoder.residual_loss(inputs, change), expected)
+    # the heads start from different random first layers, so their fits differ
+    assert not torch.equal(encoder.head[0][0].weight, encoder.head[1][0].weight)
+    with pytest.raises(RecipeError, match="model.action.head_count: 2 heads are mlp heads"):
+        _warm_model(wmkit_host, model__action__head_count=2)

@@ -110,6 +110,9 @@ class ActionEncoder(nn.Module):
     warm_start_steps: int = 0
     #: the learning rate of those steps
     warm_start_lr: float = 1e-3
+    #: whether those steps also fit each pair's revert (after -> before, from target(after), the change
+    #: negated): the same edits read the other way, twice the pairs for the nonlinear part
+    warm_start_reverts: bool = False
 
     def forward(self, inputs: ActionInputs) -> torch.Tensor:  # pragma: no cover - interface
         raise NotImplementedError
@@ -128,6 +131,12 @@ class ActionEncoder(nn.Module):
         """The parameters a warm start fits by gradient after :meth:`set_linear` (``warm_start_steps``);
         their part of the embedding must be 0 until then."""
         return []
+
+    def residual_loss(self, inputs: ActionInputs, change: torch.Tensor) -> torch.Tensor:
+        """What those gradient steps minimise for a batch whose target(after) − target(before) is
+        ``change``: by default the embedding's mean squared error; an encoder whose nonlinear part is
+        an average of several fits overrides it so each is fit on its own."""
+        return torch.nn.functional.mse_loss(self(inputs), change)
 
 
 class Predictor(nn.Module):

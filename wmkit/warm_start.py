@@ -33,16 +33,23 @@ RESIDUAL_BATCH = 256
 RESIDUAL_WEIGHT_DECAY = 0.01
 
 
-def _inputs(data, rows: np.ndarray, device, state: torch.Tensor | None = None) -> ActionInputs:
+def _inputs(data, rows: np.ndarray, device, state: torch.Tensor | None = None,
+            reverted: np.ndarray | None = None) -> ActionInputs:
+    """The action inputs of ``rows`` of ``data``; where ``reverted`` is set, the pair read after -> before
+    (the action vector is the pair's own: a warm start fits no part of the embedding that reads it)."""
     before, after, actions = (torch.from_numpy(np.asarray(a[rows])).to(device)
                               for a in (data.before, data.after, data.actions))
+    if reverted is not None:
+        flip = torch.from_numpy(reverted).to(device)[:, None]
+        before, after = torch.where(flip, after, before), torch.where(flip, before, after)
     return ActionInputs(vector=actions.float(), before=before.long(), after=after.long(), state=state)
 
 
 def fit_residual(encoder, data, rows: np.ndarray, state: torch.Tensor, change: torch.Tensor, *, seed: int, device,
                  report: Callable[[int], None] | None = None, report_every: int = 0) -> dict:
-    """``warm_start_steps`` AdamW steps of MSE(embedding, change) on ``residual_parameters`` only, for the
-    pairs ``rows`` whose target(before) is ``state`` and target(after) − target(before) is ``change``;
+    """``warm_start_steps`` AdamW steps of ``residual_loss`` (MSE to the change) on ``residual_parameters``
+    only, for the pairs ``rows`` whose target(before) is ``state`` and target(after) − target(before) is
+    ``change``, and, with ``warm_start_reverts``, for their reverts too (from state + change, by −change);
     ``report(step)`` is called every ``report_every`` steps (the frozen-target bench reads the fit as it goes)."""
     params = encoder.residual_parameters()
     if not params:
@@ -58,12 +65,15 @@ def fit_residual(encoder, data, rows: np.ndarray, state: torch.Tensor, change: t
     schedule = torch.optim.lr_scheduler.LambdaLR(
         optimizer, lambda step: 0.5 * (1 + math.cos(math.pi * min(step, encoder.warm_start_steps)
                                                     / encoder.warm_start_steps)))
+    reverted = np.zeros(len(rows), dtype=bool)
+    if encoder.warm_start_reverts:
+        rows, reverted = np.concatenate([rows, rows]), np.concatenate([reverted, ~reverted])
+        state, change = torch.cat([state, state + change]), torch.cat([change, -change])
     batches = np.random.default_rng([seed, 1])
     batch = min(RESIDUAL_BATCH, len(rows))
     for step in range(1, encoder.warm_start_steps + 1):
         pick = np.sort(batches.choice(len(rows), size=batch, replace=False))
-        embedding = encoder(_inputs(data, rows[pick], device, state[pick]))
-        loss = torch.nn.functional.mse_loss(embedding, change[pick])
+        loss = encoder.residual_loss(_inputs(data, rows[pick], device, state[pick], reverted[pick]), change[pick])
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()

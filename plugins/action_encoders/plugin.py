@@ -41,6 +41,9 @@ class TokenBagOptions(Options):
                  "that linear embedding (the change a token makes depends on the state it lands in), its last "
                  "layer starting at 0; needs model.predictor.start = \"target_before\"", choices=("linear", "mlp"))
     head_hidden = Field(int, 512, "hidden width of the mlp head (head = mlp)", minimum=1, maximum=1 << 16)
+    head_count = Field(int, 1, "mlp heads (head = mlp), each fit by its own squared error from its own random "
+                       "start, their outputs averaged: an average of fits varies less than one fit", minimum=1,
+                       maximum=64)
     head_state_scale = Field(float, 10.0, "target(before) enters the mlp head times this (its elements are of order "
                              "1; the linear embedding enters divided by the ridge fit's residual RMS)",
                              minimum=1e-6, maximum=1e6)
@@ -48,6 +51,8 @@ class TokenBagOptions(Options):
                        "what ridge leaves of the initial target's change, on the same pairs (MSE); 0: ridge only",
                        minimum=0, maximum=1 << 20)
     init_lr = Field(float, 1e-3, "learning rate of those steps (init_steps)", minimum=1e-8, maximum=1.0)
+    init_reverts = Field(bool, False, "those steps also fit each pair's revert (before and after swapped, read "
+                         "from target(after), the change negated); the ridge fit stays on the pairs as given")
 
 
 @wmkit.hookimpl

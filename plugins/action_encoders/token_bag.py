@@ -43,10 +43,11 @@ def position_shifts(before: torch.Tensor, after: torch.Tensor, pad_id: int, buck
 
 class TokenBagActionEncoder(ActionEncoder):
     """a = W · f + b, with f = [removed counts, added counts] (+ position shifts with ``positions``), plus
-    s · MLP(c · target(before), (W · f + b) / s) with ``head = "mlp"``, plus the paper's MLP of the action
-    vector with ``with_vector``. No normalisation: the embedding grows with the edit. ``init = "ridge"``
-    fits W and b in closed form before step 1 (:mod:`wmkit.warm_start`), then ``init_steps`` AdamW steps
-    fit the MLP head to what ridge left, s being the RMS of that residual. With the predictor's
+    s · MLP(c · target(before), (W · f + b) / s) with ``head = "mlp"`` (the mean of ``head_count`` such
+    MLPs), plus the paper's MLP of the action vector with ``with_vector``. No normalisation: the
+    embedding grows with the edit. ``init = "ridge"`` fits W and b in closed form before step 1
+    (:mod:`wmkit.warm_start`), then ``init_steps`` AdamW steps fit the MLP heads to what ridge left, s
+    being the RMS of that residual. With the predictor's
     ``add_action``, the prediction contains the linear edit model ``target(before) + W · f`` as a
     special case.
     """
@@ -58,6 +59,12 @@ class TokenBagActionEncoder(ActionEncoder):
         super().__init__(action_dim=action_dim, vocab_size=vocab_size, pad_id=pad_id, dim=dim, heads=heads,
                          options=options)
         opts = TokenBagOptions.of(options)
+        if opts.head_count > 1 and opts.head != "mlp":
+            raise RecipeError(f"model.action.head_count: {opts.head_count} heads are mlp heads; set "
+                              f"model.action.head = \"mlp\", or head_count = 1")
+        if opts.init_reverts and not opts.init_steps:
+            raise RecipeError("model.action.init_reverts: reverts are fit by the mlp head's warm-start steps; set "
+                              "model.action.init_steps > 0, or init_reverts = false")
         if opts.init_steps and (opts.head != "mlp" or opts.init != "ridge"):
             raise RecipeError(f"model.action.init_steps: {opts.init_steps} gradient steps fit the mlp head to what "
                               f"the ridge fit leaves; set model.action.head = \"mlp\" and init = \"ridge\", or "
@@ -70,13 +77,18 @@ class TokenBagActionEncoder(ActionEncoder):
         self.head = None
         if opts.head == "mlp":
             self.reads_state, self.state_scale = True, opts.head_state_scale
-            self.head = nn.Sequential(nn.Linear(2 * dim, opts.head_hidden), nn.GELU(), nn.Linear(opts.head_hidden, dim))
-            nn.init.zeros_(self.head[2].weight)  # silent until fit: the embedding starts linear
-            nn.init.zeros_(self.head[2].bias)
+            mlps = [nn.Sequential(nn.Linear(2 * dim, opts.head_hidden), nn.GELU(), nn.Linear(opts.head_hidden, dim))
+                    for _ in range(opts.head_count)]
+            for mlp in mlps:
+                nn.init.zeros_(mlp[2].weight)  # silent until fit: the embedding starts linear
+                nn.init.zeros_(mlp[2].bias)
+            # one head keeps the parameter names of checkpoints written before head_count
+            self.head = mlps[0] if len(mlps) == 1 else nn.ModuleList(mlps)
             # s: the scale of what the linear part leaves, so the head's inputs and AdamW's steps fit it
             self.register_buffer("head_scale", torch.ones(()))
         self.warm_start_pairs = opts.init_pairs if opts.init == "ridge" else 0
         self.warm_start_steps, self.warm_start_lr = opts.init_steps, opts.init_lr
+        self.warm_start_reverts = opts.init_reverts
         self.vector = (MLPActionEncoder(action_dim=action_dim, vocab_size=vocab_size, pad_id=pad_id, dim=dim,
                                         heads=heads, options={"hidden": opts.hidden})
                        if opts.with_vector else None)
@@ -104,14 +116,26 @@ class TokenBagActionEncoder(ActionEncoder):
     def residual_parameters(self) -> list[nn.Parameter]:
         return [] if self.head is None else list(self.head.parameters())
 
-    def forward(self, inputs: ActionInputs) -> torch.Tensor:
-        out = self.counts(self.linear_features(inputs)) + self.bias
+    def _parts(self, inputs: ActionInputs) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        """The linear embedding (plus the action vector's MLP) and each mlp head's scaled output."""
+        linear = self.counts(self.linear_features(inputs)) + self.bias
+        fits = []
         if self.head is not None:
             if inputs.state is None:
                 raise WmkitError("the token_bag action encoder's mlp head reads target(before); pass "
                                  "ActionInputs with state (WorldModel.embed_action does)")
             scale = self.head_scale
-            out = out + scale * self.head(torch.cat([self.state_scale * inputs.state, out / scale], dim=1))
+            x = torch.cat([self.state_scale * inputs.state, linear / scale], dim=1)
+            fits = [scale * head(x) for head in (self.head if isinstance(self.head, nn.ModuleList) else [self.head])]
         if self.vector is not None:
-            out = out + self.vector(inputs)
-        return out
+            linear = linear + self.vector(inputs)
+        return linear, fits
+
+    def forward(self, inputs: ActionInputs) -> torch.Tensor:
+        linear, fits = self._parts(inputs)
+        return linear + torch.stack(fits).mean(0) if fits else linear
+
+    def residual_loss(self, inputs: ActionInputs, change: torch.Tensor) -> torch.Tensor:
+        # each head's own error, so the heads stay independent fits whose average is the embedding
+        linear, fits = self._parts(inputs)
+        return torch.stack([torch.nn.functional.mse_loss(linear + fit, change) for fit in fits]).mean()

@@ -366,3 +366,11 @@ def test_several_heads_are_averaged_and_each_is_fit_on_its_own(wmkit_host):
     assert not torch.equal(encoder.head[0][0].weight, encoder.head[1][0].weight)
     with pytest.raises(RecipeError, match="model.action.head_count: 2 heads are mlp heads"):
         _warm_model(wmkit_host, model__action__head_count=2)
+    # the warm start fits them through residual_loss, and every head moves off its zero start
+    from wmkit.warm_start import warm_start_action_encoder
+
+    model = _warm_model(wmkit_host, model__action__head="mlp", model__action__head_count=2,
+                        model__action__init_pairs=80, model__action__init_steps=100, model__action__head_hidden=32)
+    fit = warm_start_action_encoder(model, _Pairs(n=96, seed=3), np.arange(90), seed=0, device=torch.device("cpu"))
+    assert fit["residual"]["fit_mse"] < 0.9 * fit["fit_mse"]
+    assert all(head[2].weight.abs().sum() > 0 for head in model.action_encoder.head)

@@ -224,8 +224,8 @@ def audit_model(model, domain, prepared, *, full_val: bool = False, val_size: in
         # and on at least as many as the model's own warm start read, so no model is compared with a
         # baseline that saw less of the training data than it did
         linear_fit = None
-        fit_rows = sample_rows(train_idx, max(len(train_rows), LINEAR_FIT_PAIRS,
-                                              int(model.action_encoder.warm_start_pairs)))
+        warm_start_pairs = getattr(getattr(model, "action_encoder", None), "warm_start_pairs", 0)
+        fit_rows = sample_rows(train_idx, max(len(train_rows), LINEAR_FIT_PAIRS, int(warm_start_pairs)))
         if len(fit_rows) > len(train_rows):
             t0 = time.perf_counter()
             linear_fit = _linear_fit_targets(model, prepared, fit_rows, enc_train, bar)

@@ -7,7 +7,8 @@ and a prediction head trained on them in seconds. The head is the ``token_bag`` 
 baseline), then trained with the ``infonce`` cost (cos / temperature over in-batch targets) at each
 learning rate and temperature asked for. Printed per setting and checkpoint of the head: misses at
 KNN@1 on validation and on the held-out repositories, plain and with token-identical after states
-counted as found (``wmkit.audit.baselines.identical_states``), and ``beats_copy``.
+counted as found (``wmkit.audit.baselines.identical_states``), ``beats_copy`` and the mean squared error,
+each first for copy (target(before) as the prediction) and the ridge fit, in both modes.
 
     python bench/frozen_target_levers.py RUN_OR_CHECKPOINT [--temperature 0.001 0.002] [--lr 1e-5]
         [--batch 32] [--steps 1000] [--json OUT]
@@ -94,19 +95,24 @@ def main(argv=None) -> int:
         return {"misses": int(round((1 - plain) * n)),
                 "misses_twins_found": int(round((1 - same["knn_at_1"]["model"]) * n)),
                 "ceiling_misses": int(round((1 - same["ceiling_knn_at_1"]) * n)),
-                "beats_copy": float(np.mean(wins)), "n": n}
+                "beats_copy": float(np.mean(wins)), "n": n, "mse": float(np.mean((pred - d["after"]) ** 2))}
+
+    # the baselines every head is read against, in both modes: copy and the audit's linear edit model
+    fit = fit_linear_edit(data["train"]["bags"], data["train"]["before"], data["train"]["after"])
+    ridge_pred = lambda d: (d["before"] + d["bags"] @ fit["weights"] + fit["bias"]).astype(np.float32)  # noqa: E731
+    baselines = {"copy": {s: score(lambda d: d["before"], s) for s in ("val", "holdout")},
+                 "ridge": {s: score(ridge_pred, s) for s in ("val", "holdout")}, "alpha": fit["alpha"]}
+    _print("copy (nothing changes)", baselines["copy"])
+    _print("ridge (linear edit model)", baselines["ridge"])
 
     if args.head == "mlp":
-        report = _warm_start_head(args, lc, domain, prepared, data, score)
+        report = {**baselines, **_warm_start_head(args, lc, domain, prepared, data, score)}
         if args.json:
             with open(args.json, "w") as fh:
                 json.dump(report, fh, indent=1)
         return 0
 
-    fit = fit_linear_edit(data["train"]["bags"], data["train"]["before"], data["train"]["after"])
-    ridge_pred = lambda d: (d["before"] + d["bags"] @ fit["weights"] + fit["bias"]).astype(np.float32)  # noqa: E731
-    report = {"ridge": {s: score(ridge_pred, s) for s in ("val", "holdout")}, "alpha": fit["alpha"], "runs": []}
-    _print("ridge (linear edit model)", report["ridge"])
+    report = {**baselines, "runs": []}
 
     train = {k: torch.tensor(v) for k, v in data["train"].items() if k in ("before", "after", "bags")}
     for lr in args.lr:
@@ -167,7 +173,7 @@ def _warm_start_head(args, lc, domain, prepared, data, score) -> dict:
         for split in ("val", "holdout"):
             d = data[split]
             pred = d["before"] + embed_rows(encoder, prepared, d["rows"], states[split], device).numpy()
-            out[split] = {**score(lambda _: pred, split), "mse": float(np.mean((pred - d["after"]) ** 2))}
+            out[split] = score(lambda _: pred, split)
         return out
 
     rows = []

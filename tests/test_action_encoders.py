@@ -313,14 +313,17 @@ def test_init_steps_need_the_mlp_head_and_the_ridge_start(wmkit_host):
 
 
 def test_reverts_are_the_pairs_read_the_other_way_and_the_head_fits_them(wmkit_host):
-    from wmkit.warm_start import _inputs, warm_start_action_encoder
+    from wmkit.warm_start import _Pairs as FitPairs
+    from wmkit.warm_start import warm_start_action_encoder
 
     data = _Pairs(n=96, seed=3)
     rows = np.array([0, 1, 2, 3])
-    flipped = _inputs(data, rows, torch.device("cpu"), reverted=np.array([False, True, False, True]))
-    assert torch.equal(flipped.before[1], torch.from_numpy(data.after[1]).long())
-    assert torch.equal(flipped.after[1], torch.from_numpy(data.before[1]).long())
-    assert torch.equal(flipped.before[2], torch.from_numpy(data.before[2]).long())
+    pairs = FitPairs.of(data, rows)
+    both = (pairs + pairs.reverted()).inputs(np.arange(8), torch.device("cpu"))
+    assert torch.equal(both.before[5], torch.from_numpy(data.after[1]).long())
+    assert torch.equal(both.after[5], torch.from_numpy(data.before[1]).long())
+    assert torch.equal(both.before[2], torch.from_numpy(data.before[2]).long())
+    assert torch.equal(both.vector[5], torch.from_numpy(data.actions[1]).float())
 
     def reverted_mse(reverts):
         model = _warm_model(wmkit_host, model__action__head="mlp", model__action__init_pairs=80,
@@ -329,7 +332,7 @@ def test_reverts_are_the_pairs_read_the_other_way_and_the_head_fits_them(wmkit_h
         warm_start_action_encoder(model, data, np.arange(90), seed=0, device=torch.device("cpu"))
         model.eval()
         with torch.no_grad():  # how well the head predicts each pair's revert: after -> before
-            inputs = _inputs(data, np.arange(90), torch.device("cpu"), reverted=np.ones(90, dtype=bool))
+            inputs = FitPairs.of(data, np.arange(90)).reverted().inputs(slice(None), torch.device("cpu"))
             emb = model.embed(inputs.before, inputs.after, inputs.vector)
             change = emb.target_after - emb.target_before
             return float(((model.embed_action(inputs, emb.target_before) - change) ** 2).mean())
@@ -340,6 +343,74 @@ def test_reverts_are_the_pairs_read_the_other_way_and_the_head_fits_them(wmkit_h
 def test_init_reverts_need_the_heads_warm_start_steps(wmkit_host):
     with pytest.raises(RecipeError, match="model.action.init_reverts: .*init_steps > 0"):
         _warm_model(wmkit_host, model__action__head="mlp", model__action__init_reverts=True)
+
+
+def _moved_from(moved, original, pad):
+    """The (start, length, destination) of the one block move that turns ``original`` into ``moved``, by
+    trying every one (pads must stay where they were)."""
+    keep = original != pad
+    assert np.array_equal(moved != pad, keep)
+    seq, target = original[keep], moved[keep]
+    n = len(seq)
+    for m in range(2, max(2, n // 3) + 1):
+        for i in range(n - m + 1):
+            rest = np.concatenate([seq[:i], seq[i + m:]])
+            for k in range(len(rest) + 1):
+                if k != i and np.array_equal(np.concatenate([rest[:k], seq[i:i + m], rest[k:]]), target):
+                    return i, m, k
+    return None
+
+
+def test_block_moves_move_one_block_of_each_window_and_keep_the_pads():
+    from wmkit.warm_start import block_moves
+
+    rng = np.random.default_rng(0)
+    tokens = rng.integers(1, 50, size=(40, 24))
+    tokens[:, 18:] = 0  # trailing pads
+    tokens[5, 3:] = 0  # a window of 3 tokens: too short to move a block in
+    tokens[6, 10] = 0  # a pad inside the window stays where it is
+    moved = block_moves(tokens, 0, np.random.default_rng(1))
+    assert np.array_equal(moved[5], tokens[5])
+    for row in set(range(40)) - {5}:
+        assert not np.array_equal(moved[row], tokens[row]), row
+        assert _moved_from(moved[row], tokens[row], 0) is not None, row
+        assert np.array_equal(np.sort(moved[row]), np.sort(tokens[row]))
+    assert np.array_equal(moved, block_moves(tokens, 0, np.random.default_rng(1)))
+
+
+def test_moves_are_encoded_by_the_initial_target_and_the_head_fits_them(wmkit_host):
+    from wmkit.warm_start import block_moves, warm_start_action_encoder
+
+    data = _Pairs(n=96, seed=3)
+
+    def warm(moves):
+        model = _warm_model(wmkit_host, model__action__head="mlp", model__action__init_pairs=80,
+                            model__action__positions=True, model__action__init_steps=150,
+                            model__action__head_hidden=64, model__action__init_moves=moves)
+        fit = warm_start_action_encoder(model, data, np.arange(90), seed=0, device=torch.device("cpu"))
+        return model, fit
+
+    def moved_mse(model):
+        # fresh moves of the validation rows, their targets from the untrained model's own target encoder
+        before = data.before[90:]
+        after = block_moves(before, 0, np.random.default_rng(7))
+        model.eval()
+        with torch.no_grad():
+            emb = model.embed(torch.from_numpy(before), torch.from_numpy(after), torch.from_numpy(data.actions[90:]))
+            inputs = ActionInputs(torch.from_numpy(data.actions[90:]), torch.from_numpy(before), torch.from_numpy(after))
+            change = emb.target_after - emb.target_before
+            return float(((model.embed_action(inputs, emb.target_before) - change) ** 2).mean())
+
+    with_moves, fit = warm(2.0)
+    assert fit["residual"]["moves"]["pairs"] == 160 and fit["residual"]["fit_pairs"] == 240
+    without, fit0 = warm(0.0)
+    assert "moves" not in fit0["residual"] and fit0["residual"]["fit_pairs"] == 80
+    assert moved_mse(with_moves) < 0.9 * moved_mse(without)
+
+
+def test_init_moves_need_the_heads_warm_start_steps(wmkit_host):
+    with pytest.raises(RecipeError, match="model.action.init_moves: .*init_steps > 0"):
+        _warm_model(wmkit_host, model__action__head="mlp", model__action__init_moves=1.0)
 
 
 def test_several_heads_are_averaged_and_each_is_fit_on_its_own(wmkit_host):

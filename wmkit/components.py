@@ -99,7 +99,7 @@ class ActionEncoder(nn.Module):
     def __init__(self, *, action_dim: int, vocab_size: int, pad_id: int, dim: int, heads: int,
                  options: Mapping[str, Any]):
         super().__init__()
-        self.dim = dim
+        self.dim, self.pad_id = dim, int(pad_id)
 
     #: whether the embedding reads :attr:`ActionInputs.state` (target(before)); such an encoder needs
     #: predictions that start from it (``model.predictor.start = "target_before"``)
@@ -113,6 +113,9 @@ class ActionEncoder(nn.Module):
     #: whether those steps also fit each pair's revert (after -> before, from target(after), the change
     #: negated): the same edits read the other way, twice the pairs for the nonlinear part
     warm_start_reverts: bool = False
+    #: synthetic pairs per training pair those steps also fit: a block of a training state's tokens moved
+    #: elsewhere (:func:`wmkit.warm_start.block_moves`), its target(after) from the initial target
+    warm_start_moves: float = 0.0
 
     def forward(self, inputs: ActionInputs) -> torch.Tensor:  # pragma: no cover - interface
         raise NotImplementedError

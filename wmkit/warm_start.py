@@ -9,13 +9,16 @@ is the action embedding at step 0 and predictions from target(before) at gain 1,
 An encoder with a nonlinear part (:meth:`~wmkit.components.ActionEncoder.residual_parameters`, silent
 until now) then gets ``warm_start_steps`` AdamW steps fitting it, by mean squared error, to what ridge
 left of the same pairs' change: the untrained model is then the linear edit model plus that fit.
-Training pairs only; the sample and the batches are fixed by the run's seed.
+Those steps may also read each pair's revert and synthetic block moves of training states, encoded by
+the same initial target (:func:`block_moves`). Training pairs only; the sample, the moves and the
+batches are fixed by the run's seed.
 """
 
 from __future__ import annotations
 
 import math
 import time
+from dataclasses import dataclass
 from typing import Callable
 
 import numpy as np
@@ -33,28 +36,104 @@ RESIDUAL_BATCH = 256
 RESIDUAL_WEIGHT_DECAY = 0.01
 
 
-def _inputs(data, rows: np.ndarray, device, state: torch.Tensor | None = None,
-            reverted: np.ndarray | None = None) -> ActionInputs:
-    """The action inputs of ``rows`` of ``data``; where ``reverted`` is set, the pair read after -> before
-    (the action vector is the pair's own: a warm start fits no part of the embedding that reads it)."""
-    before, after, actions = (torch.from_numpy(np.asarray(a[rows])).to(device)
-                              for a in (data.before, data.after, data.actions))
-    if reverted is not None:
-        flip = torch.from_numpy(reverted).to(device)[:, None]
-        before, after = torch.where(flip, after, before), torch.where(flip, before, after)
-    return ActionInputs(vector=actions.float(), before=before.long(), after=after.long(), state=state)
+@dataclass
+class _Pairs:
+    """The token windows (and action vectors) of the pairs a residual fit reads, row-aligned."""
+
+    before: np.ndarray
+    after: np.ndarray
+    actions: np.ndarray
+
+    @classmethod
+    def of(cls, data, rows: np.ndarray) -> "_Pairs":
+        return cls(*(np.asarray(a[rows]) for a in (data.before, data.after, data.actions)))
+
+    def __len__(self) -> int:
+        return len(self.before)
+
+    def __add__(self, other: "_Pairs") -> "_Pairs":
+        return _Pairs(*(np.concatenate([a, b]) for a, b in zip(
+            (self.before, self.after, self.actions), (other.before, other.after, other.actions))))
+
+    def reverted(self) -> "_Pairs":
+        """Each pair read after -> before (the action vector is the pair's own: a warm start fits no part
+        of the embedding that reads it)."""
+        return _Pairs(self.after, self.before, self.actions)
+
+    def inputs(self, idx, device, state: torch.Tensor | None = None) -> ActionInputs:
+        before, after, actions = (torch.from_numpy(a[idx]).to(device) for a in (self.before, self.after, self.actions))
+        return ActionInputs(vector=actions.float(), before=before.long(), after=after.long(), state=state)
+
+
+def _inputs(data, rows: np.ndarray, device, state: torch.Tensor | None = None) -> ActionInputs:
+    """The action inputs of ``rows`` of ``data``."""
+    return _Pairs.of(data, rows).inputs(slice(None), device, state)
+
+
+def block_moves(tokens: np.ndarray, pad_id: int, rng: np.random.Generator) -> np.ndarray:
+    """Each window of ``tokens`` ``[N, L]`` with one block of its tokens moved elsewhere: a span of 2 to
+    a third of its non-pad tokens, cut out and put back at another place, pads kept where they were.
+
+    The same tokens in another order, which a bag of removed and added tokens cannot see (a reordering
+    of statements, or its revert). A window of fewer than 4 tokens is returned as it is.
+    """
+    out = np.array(tokens, copy=True)
+    for row in out:
+        where = np.flatnonzero(row != pad_id)
+        n = len(where)
+        if n < 4:
+            continue
+        seq = row[where]
+        m = int(rng.integers(2, max(2, n // 3) + 1))
+        i = int(rng.integers(0, n - m + 1))
+        rest = np.concatenate([seq[:i], seq[i + m:]])
+        k = int(rng.integers(0, len(rest)))  # any place but its own: a cut at i put back at i is no move
+        k += k >= i
+        row[where] = np.concatenate([rest[:k], seq[i:i + m], rest[k:]])
+    return out
+
+
+def _moves(encoder, pairs: _Pairs, state: torch.Tensor, encode, seed: int, device) -> tuple[_Pairs, torch.Tensor,
+                                                                                         torch.Tensor]:
+    """``warm_start_moves`` × len(pairs) synthetic pairs: a training pair's before with a block moved, its
+    target(before) as state and the initial target's change ``encode(moved) − state`` (moves that
+    changed nothing dropped)."""
+    rng = np.random.default_rng([seed, 2])
+    count = int(round(encoder.warm_start_moves * len(pairs)))
+    src = np.sort(rng.choice(len(pairs), size=count, replace=count > len(pairs)))
+    moved = block_moves(pairs.before[src], encoder.pad_id, rng)
+    keep = np.flatnonzero((moved != pairs.before[src]).any(axis=1))
+    src, moved = src[keep], moved[keep]
+    after = torch.from_numpy(np.asarray(encode(moved), dtype=np.float32)).to(device)
+    return _Pairs(pairs.before[src], moved, pairs.actions[src]), state[src], after - state[src]
 
 
 def fit_residual(encoder, data, rows: np.ndarray, state: torch.Tensor, change: torch.Tensor, *, seed: int, device,
+                 encode: Callable[[np.ndarray], np.ndarray] | None = None,
                  report: Callable[[int], None] | None = None, report_every: int = 0) -> dict:
     """``warm_start_steps`` AdamW steps of ``residual_loss`` (MSE to the change) on ``residual_parameters``
     only, for the pairs ``rows`` whose target(before) is ``state`` and target(after) − target(before) is
-    ``change``, and, with ``warm_start_reverts``, for their reverts too (from state + change, by −change);
-    ``report(step)`` is called every ``report_every`` steps (the frozen-target bench reads the fit as it goes)."""
+    ``change``; with ``warm_start_moves``, also for synthetic block moves of those pairs' before states,
+    whose target(after) is ``encode(tokens)`` (the initial target); and, with ``warm_start_reverts``, for
+    the reverts of all of them (from state + change, by −change). ``report(step)`` is called every
+    ``report_every`` steps (the frozen-target bench reads the fit as it goes)."""
     params = encoder.residual_parameters()
     if not params:
         raise RecipeError("model.action: this action encoder has no nonlinear part to fit after the ridge "
                           "warm start; set its warm-start steps to 0")
+    pairs = _Pairs.of(data, rows)
+    out = {"steps": int(encoder.warm_start_steps), "lr": float(encoder.warm_start_lr), "pairs": len(pairs)}
+    if encoder.warm_start_moves:
+        if encode is None:
+            raise RecipeError("model.action: synthetic block moves need the initial target to encode them; "
+                              "pass encode= to the warm start")
+        t0 = time.perf_counter()
+        moves, move_state, move_change = _moves(encoder, pairs, state, encode, seed, device)
+        pairs, state, change = pairs + moves, torch.cat([state, move_state]), torch.cat([change, move_change])
+        out["moves"] = {"pairs": len(moves), "seconds": round(time.perf_counter() - t0, 2)}
+    if encoder.warm_start_reverts:
+        pairs, state, change = pairs + pairs.reverted(), torch.cat([state, state + change]), torch.cat([change, -change])
+    out["fit_pairs"] = len(pairs)
     trainable = [p.requires_grad for p in encoder.parameters()]
     for p in encoder.parameters():
         p.requires_grad_(False)
@@ -65,15 +144,11 @@ def fit_residual(encoder, data, rows: np.ndarray, state: torch.Tensor, change: t
     schedule = torch.optim.lr_scheduler.LambdaLR(
         optimizer, lambda step: 0.5 * (1 + math.cos(math.pi * min(step, encoder.warm_start_steps)
                                                     / encoder.warm_start_steps)))
-    reverted = np.zeros(len(rows), dtype=bool)
-    if encoder.warm_start_reverts:
-        rows, reverted = np.concatenate([rows, rows]), np.concatenate([reverted, ~reverted])
-        state, change = torch.cat([state, state + change]), torch.cat([change, -change])
     batches = np.random.default_rng([seed, 1])
-    batch = min(RESIDUAL_BATCH, len(rows))
+    batch = min(RESIDUAL_BATCH, len(pairs))
     for step in range(1, encoder.warm_start_steps + 1):
-        pick = np.sort(batches.choice(len(rows), size=batch, replace=False))
-        loss = encoder.residual_loss(_inputs(data, rows[pick], device, state[pick], reverted[pick]), change[pick])
+        pick = np.sort(batches.choice(len(pairs), size=batch, replace=False))
+        loss = encoder.residual_loss(pairs.inputs(pick, device, state[pick]), change[pick])
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
@@ -82,7 +157,7 @@ def fit_residual(encoder, data, rows: np.ndarray, state: torch.Tensor, change: t
             report(step)
     for p, flag in zip(encoder.parameters(), trainable):
         p.requires_grad_(flag)
-    return {"steps": int(encoder.warm_start_steps), "lr": float(encoder.warm_start_lr)}
+    return out
 
 
 def embed_rows(encoder, data, rows: np.ndarray, state: torch.Tensor, device) -> torch.Tensor:
@@ -92,10 +167,11 @@ def embed_rows(encoder, data, rows: np.ndarray, state: torch.Tensor, device) -> 
 
 
 def fit_action_encoder(encoder, data, rows: np.ndarray, target_before: np.ndarray, target_after: np.ndarray, *,
-                       seed: int, device, report: Callable[[int], None] | None = None,
-                       report_every: int = 0) -> dict:
+                       seed: int, device, encode: Callable[[np.ndarray], np.ndarray] | None = None,
+                       report: Callable[[int], None] | None = None, report_every: int = 0) -> dict:
     """Fit ``encoder`` so that its embedding of ``rows`` is target(after) − target(before): ridge on its
-    linear features, then its nonlinear part (``warm_start_steps``); returns what was fit."""
+    linear features, then its nonlinear part (``warm_start_steps``; ``encode`` maps token windows to the
+    same target's embeddings, for synthetic moves); returns what was fit."""
     y = np.asarray(target_after, dtype=np.float64) - target_before
     with torch.inference_mode():
         x = np.concatenate([encoder.linear_features(_inputs(data, rows[s], device)).double().cpu().numpy()
@@ -108,7 +184,7 @@ def fit_action_encoder(encoder, data, rows: np.ndarray, target_before: np.ndarra
            "inner_mse": fit["inner_mse"], "fit_mse": residual_rms ** 2}
     if encoder.warm_start_steps:
         state, change = (torch.from_numpy(np.asarray(a)).float().to(device) for a in (target_before, y))
-        out["residual"] = fit_residual(encoder, data, rows, state, change, seed=seed, device=device,
+        out["residual"] = fit_residual(encoder, data, rows, state, change, seed=seed, device=device, encode=encode,
                                        report=report, report_every=report_every)
         out["residual"]["fit_mse"] = float(((embed_rows(encoder, data, rows, state, device) - change) ** 2).mean())
     return out
@@ -128,7 +204,8 @@ def warm_start_action_encoder(model, data, train_rows: np.ndarray, *, seed: int,
     # encode_states runs the model in eval mode: no dropout in the encodings the fit reads
     target_before = encode_states(model, data.before[rows], target=True).astype(np.float64)
     target_after = encode_states(model, data.after[rows], target=True).astype(np.float64)
-    out = fit_action_encoder(encoder, data, rows, target_before, target_after, seed=seed, device=device)
+    out = fit_action_encoder(encoder, data, rows, target_before, target_after, seed=seed, device=device,
+                             encode=lambda tokens: encode_states(model, tokens, target=True))
     with torch.no_grad():
         model.residual_gain.fill_(1.0)
     # the untrained model must now predict target(before) + the action embedding; otherwise the predictor

@@ -53,6 +53,9 @@ class TokenBagOptions(Options):
     init_lr = Field(float, 1e-3, "learning rate of those steps (init_steps)", minimum=1e-8, maximum=1.0)
     init_reverts = Field(bool, False, "those steps also fit each pair's revert (before and after swapped, read "
                          "from target(after), the change negated); the ridge fit stays on the pairs as given")
+    init_moves = Field(float, 0.0, "those steps also fit this many synthetic pairs per training pair: its before "
+                       "with a block of 2 to n/3 tokens moved elsewhere, encoded by the initial target (the same "
+                       "tokens in another order, which counts alone cannot see); 0: none", minimum=0.0, maximum=64.0)
 
 
 @wmkit.hookimpl

@@ -65,11 +65,14 @@ class TokenBagActionEncoder(ActionEncoder):
         if opts.init_reverts and not opts.init_steps:
             raise RecipeError("model.action.init_reverts: reverts are fit by the mlp head's warm-start steps; set "
                               "model.action.init_steps > 0, or init_reverts = false")
+        if opts.init_moves and not opts.init_steps:
+            raise RecipeError("model.action.init_moves: synthetic moves are fit by the mlp head's warm-start steps; "
+                              "set model.action.init_steps > 0, or init_moves = 0")
         if opts.init_steps and (opts.head != "mlp" or opts.init != "ridge"):
             raise RecipeError(f"model.action.init_steps: {opts.init_steps} gradient steps fit the mlp head to what "
                               f"the ridge fit leaves; set model.action.head = \"mlp\" and init = \"ridge\", or "
                               f"init_steps = 0")
-        self.buckets, self.pad_id, self.positions = min(opts.buckets, vocab_size), int(pad_id), opts.positions
+        self.buckets, self.positions = min(opts.buckets, vocab_size), opts.positions
         # starts at 0 so the first predictions do not depend on random count weights
         self.counts = nn.Linear((3 if self.positions else 2) * self.buckets, dim, bias=False)
         nn.init.zeros_(self.counts.weight)
@@ -88,7 +91,7 @@ class TokenBagActionEncoder(ActionEncoder):
             self.register_buffer("head_scale", torch.ones(()))
         self.warm_start_pairs = opts.init_pairs if opts.init == "ridge" else 0
         self.warm_start_steps, self.warm_start_lr = opts.init_steps, opts.init_lr
-        self.warm_start_reverts = opts.init_reverts
+        self.warm_start_reverts, self.warm_start_moves = opts.init_reverts, opts.init_moves
         self.vector = (MLPActionEncoder(action_dim=action_dim, vocab_size=vocab_size, pad_id=pad_id, dim=dim,
                                         heads=heads, options={"hidden": opts.hidden})
                        if opts.with_vector else None)

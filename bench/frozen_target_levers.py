@@ -22,6 +22,11 @@ misses every ``--report-every`` steps:
     python bench/frozen_target_levers.py RUN_OR_CHECKPOINT --head mlp --option head=mlp positions=true \
         head_hidden=1024 init_steps=12000 --report-every 3000
 
+With ``--tune-repos R ...`` the validation split is instead every pair of those training repositories,
+which then leave the fit too: settings are chosen on repositories the fit never saw, as hard as the
+held-out ones, and the held-out repositories stay out of every choice (the data is prepared once more,
+holding those out as well, and its rows matched by id).
+
 Settings must be chosen on the validation columns; the held-out ones are for reporting.
 """
 
@@ -53,8 +58,11 @@ def main(argv=None) -> int:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--head", choices=("linear", "mlp"), default="linear",
                         help="linear: InfoNCE fine-tunes of the ridge head; mlp: the token_bag encoder's warm start")
-    parser.add_argument("--option", nargs="+", default=[], metavar="KEY=VALUE",
-                        help="[model.action] options of the token_bag encoder (--head mlp), TOML values")
+    parser.add_argument("--option", nargs="+", action="append", default=[], metavar="KEY=VALUE",
+                        help="[model.action] options of the token_bag encoder (--head mlp), TOML values; "
+                             "repeat --option for several fits over the same encodings")
+    parser.add_argument("--tune-repos", nargs="+", default=[], metavar="REPO",
+                        help="training repositories (the repos column) to validate on instead, kept out of every fit")
     parser.add_argument("--json")
     args = parser.parse_args(argv)
 
@@ -74,6 +82,10 @@ def main(argv=None) -> int:
               "holdout": np.asarray(prepared.holdout_indices())}
     if not len(splits["holdout"]):
         sys.exit(f"{args.checkpoint}: its recipe holds out no repository (data.holdout_repos)")
+    if args.tune_repos:
+        splits["train"], splits["val"] = _tuning_split(lc.recipe, prepared, args.tune_repos)
+        print(f"validating on {len(splits['val'])} pairs of {', '.join(args.tune_repos)}; fitting on "
+              f"{len(splits['train'])} of the other training repositories", flush=True)
     t0 = time.perf_counter()
     data = {}
     for name, rows in splits.items():
@@ -106,7 +118,8 @@ def main(argv=None) -> int:
     _print("ridge (linear edit model)", baselines["ridge"])
 
     if args.head == "mlp":
-        report = {**baselines, **_warm_start_head(args, lc, domain, prepared, data, score)}
+        fits = [_warm_start_head(args, options, lc, domain, prepared, data, score) for options in args.option or [[]]]
+        report = {**baselines, **(fits[0] if len(fits) == 1 else {"fits": fits})}
         if args.json:
             with open(args.json, "w") as fh:
                 json.dump(report, fh, indent=1)
@@ -147,18 +160,39 @@ def main(argv=None) -> int:
     return 0
 
 
-def _warm_start_head(args, lc, domain, prepared, data, score) -> dict:
+def _tuning_split(recipe, prepared, repos: list[str]) -> tuple[np.ndarray, np.ndarray]:
+    """(train rows outside ``repos``, every row of ``repos``) of ``prepared``, found by preparing the data
+    again with ``repos`` held out as well and matching row ids."""
+    from wmkit.recipe import recipe_from_dict, set_dotted
+    from wmkit.runtime import load_data
+
+    values = recipe.to_dict()
+    held = list(recipe.get("data.holdout_repos") or [])
+    set_dotted(values, "data.holdout_repos", held + [r for r in repos if r not in held])
+    _, tuned = load_data(recipe_from_dict(values), progress=False)
+    ids = {prepared.ids[i]: i for i in range(len(prepared))}
+    tune_ids = set(tuned.ids[i] for i in tuned.holdout_indices()) - set(prepared.ids[i] for i in prepared.holdout_indices())
+    if not tune_ids:
+        sys.exit(f"--tune-repos {' '.join(repos)}: no pair of the data is in these repositories; name repositories "
+                 f"of the repos column that are not held out already")
+    tune = np.sort(np.fromiter((ids[t] for t in tune_ids), dtype=np.int64))
+    train = np.setdiff1d(np.asarray(prepared.train_indices()), tune)
+    return train, tune
+
+
+def _warm_start_head(args, items, lc, domain, prepared, data, score) -> dict:
     """Fit the token_bag encoder the recipe options describe on the training pairs' frozen targets, as
     training's warm start does, and score target(before) + its embedding every ``--report-every`` steps."""
     import tomllib
 
     import torch
 
+    from wmkit.encode import encode_states
     from wmkit.plugins import get_host
     from wmkit.warm_start import embed_rows, fit_action_encoder
 
     options = {"init": "ridge", "head": "mlp"}
-    for item in args.option:
+    for item in items:
         key, _, value = item.partition("=")
         options[key] = tomllib.loads(f"v = {value}")["v"]
     torch.manual_seed(args.seed)
@@ -185,7 +219,8 @@ def _warm_start_head(args, lc, domain, prepared, data, score) -> dict:
 
     train = data["train"]
     fit = fit_action_encoder(encoder, prepared, train["rows"], train["before"].astype(np.float64), train["after"],
-                             seed=args.seed, device=device, report=report, report_every=args.report_every)
+                             seed=args.seed, device=device, report=report, report_every=args.report_every,
+                             encode=lambda tokens: encode_states(lc.model, tokens, target=True))
     if not rows or rows[-1]["step"] != encoder.warm_start_steps:
         report(encoder.warm_start_steps)
     ridge_only = {k: v for k, v in fit.items() if k != "residual"}

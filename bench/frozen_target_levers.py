@@ -163,13 +163,15 @@ def main(argv=None) -> int:
 def _tuning_split(recipe, prepared, repos: list[str]) -> tuple[np.ndarray, np.ndarray]:
     """(train rows outside ``repos``, every row of ``repos``) of ``prepared``, found by preparing the data
     again with ``repos`` held out as well and matching row ids."""
-    from wmkit.recipe import recipe_from_dict, set_dotted
+    import copy
+
+    from wmkit.recipe import get_dotted, set_dotted
     from wmkit.runtime import load_data
 
-    values = recipe.to_dict()
-    held = list(recipe.get("data.holdout_repos") or [])
+    values = copy.deepcopy(recipe)  # a checkpoint's recipe: the resolved values as a dict
+    held = list(get_dotted(values, "data.holdout_repos") or [])
     set_dotted(values, "data.holdout_repos", held + [r for r in repos if r not in held])
-    _, tuned = load_data(recipe_from_dict(values), progress=False)
+    _, tuned = load_data(values, progress=False)
     ids = {prepared.ids[i]: i for i in range(len(prepared))}
     tune_ids = set(tuned.ids[i] for i in tuned.holdout_indices()) - set(prepared.ids[i] for i in prepared.holdout_indices())
     if not tune_ids:

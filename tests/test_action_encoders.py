@@ -445,3 +445,34 @@ def test_several_heads_are_averaged_and_each_is_fit_on_its_own(wmkit_host):
     fit = warm_start_action_encoder(model, _Pairs(n=96, seed=3), np.arange(90), seed=0, device=torch.device("cpu"))
     assert fit["residual"]["fit_mse"] < 0.9 * fit["fit_mse"]
     assert all(head[2].weight.abs().sum() > 0 for head in model.action_encoder.head)
+
+
+def test_relative_error_weighs_each_pairs_squared_error_by_its_own_change(wmkit_host):
+    from wmkit.warm_start import _inputs
+
+    model = _warm_model(wmkit_host, model__action__head="mlp", model__action__head_count=2,
+                        model__action__head_hidden=16, model__action__with_vector=False,
+                        model__action__init_steps=1, model__action__init_error="relative",
+                        model__action__init_error_floor=0.5)
+    encoder = model.action_encoder
+    inputs = _inputs(_Pairs(n=6, seed=4), np.arange(6), torch.device("cpu"), state=torch.randn(6, encoder.dim))
+    with torch.no_grad():
+        encoder.counts.weight.normal_()
+        for head in encoder.head:
+            head[2].weight.normal_()
+    linear = encoder.counts(encoder.linear_features(inputs)) + encoder.bias
+    fits = [encoder.head_scale * head(torch.cat([encoder.state_scale * inputs.state, linear / encoder.head_scale],
+                                                 dim=1)).detach() for head in encoder.head]
+    linear = linear.detach()
+    # changes of very different sizes: plain MSE would hardly see the small ones
+    change = torch.randn_like(linear) * torch.tensor([1e-3, 1e-2, 0.1, 1.0, 3.0, 10.0])[:, None]
+    sizes = [float((c ** 2).sum()) for c in change]
+    median = sorted(sizes)[2]  # torch's median of an even count is the lower middle value
+    w = [1.0 / (s + 0.5 * median) for s in sizes]
+    w = [x * len(w) / sum(w) for x in w]
+    expected = sum(sum(wi * float(((linear[i] + f[i] - change[i]) ** 2).mean()) for i, wi in enumerate(w)) / 6
+                   for f in fits) / 2
+    with torch.no_grad():
+        assert float(encoder.residual_loss(inputs, change)) == pytest.approx(expected, rel=1e-5)
+    with pytest.raises(RecipeError, match="model.action.init_error: 'relative' .*init_steps > 0"):
+        _warm_model(wmkit_host, model__action__head="mlp", model__action__init_error="relative")

@@ -56,6 +56,13 @@ class TokenBagOptions(Options):
     init_moves = Field(float, 0.0, "those steps also fit this many synthetic pairs per training pair: its before "
                        "with a block of 2 to n/3 tokens moved elsewhere, encoded by the initial target (the same "
                        "tokens in another order, which counts alone cannot see); 0: none", minimum=0.0, maximum=64.0)
+    init_error = Field(str, "absolute", "what those steps minimise: absolute, the squared error; relative, each "
+                       "pair's squared error over its own squared change (plus init_error_floor), so the smallest "
+                       "changes, where a prediction must move along a change of cos 0.99999 to be found, weigh as "
+                       "much as the largest", choices=("absolute", "relative"))
+    init_error_floor = Field(float, 0.1, "init_error = relative: this share of the batch's median squared change "
+                             "is added to each pair's, so a near-zero change cannot take the whole batch",
+                             minimum=1e-6, maximum=1e6)
 
 
 @wmkit.hookimpl

@@ -68,6 +68,9 @@ class TokenBagActionEncoder(ActionEncoder):
         if opts.init_moves and not opts.init_steps:
             raise RecipeError("model.action.init_moves: synthetic moves are fit by the mlp head's warm-start steps; "
                               "set model.action.init_steps > 0, or init_moves = 0")
+        if opts.init_error != "absolute" and not opts.init_steps:
+            raise RecipeError(f"model.action.init_error: {opts.init_error!r} is what the mlp head's warm-start steps "
+                              f"minimise; set model.action.init_steps > 0, or init_error = \"absolute\"")
         if opts.init_steps and (opts.head != "mlp" or opts.init != "ridge"):
             raise RecipeError(f"model.action.init_steps: {opts.init_steps} gradient steps fit the mlp head to what "
                               f"the ridge fit leaves; set model.action.head = \"mlp\" and init = \"ridge\", or "
@@ -92,6 +95,7 @@ class TokenBagActionEncoder(ActionEncoder):
         self.warm_start_pairs = opts.init_pairs if opts.init == "ridge" else 0
         self.warm_start_steps, self.warm_start_lr = opts.init_steps, opts.init_lr
         self.warm_start_reverts, self.warm_start_moves = opts.init_reverts, opts.init_moves
+        self.relative_error, self.error_floor = opts.init_error == "relative", opts.init_error_floor
         self.vector = (MLPActionEncoder(action_dim=action_dim, vocab_size=vocab_size, pad_id=pad_id, dim=dim,
                                         heads=heads, options={"hidden": opts.hidden})
                        if opts.with_vector else None)
@@ -141,4 +145,11 @@ class TokenBagActionEncoder(ActionEncoder):
     def residual_loss(self, inputs: ActionInputs, change: torch.Tensor) -> torch.Tensor:
         # each head's own error, so the heads stay independent fits whose average is the embedding
         linear, fits = self._parts(inputs)
-        return torch.stack([torch.nn.functional.mse_loss(linear + fit, change) for fit in fits]).mean()
+        if not self.relative_error:
+            return torch.stack([torch.nn.functional.mse_loss(linear + fit, change) for fit in fits]).mean()
+        # KNN@1 loses a pair once its error passes about half its own change, so weigh errors by the change:
+        # 1 / (|c|^2 + floor * median |c|^2), normalised to mean 1 so the loss keeps the scale of an MSE
+        size = change.pow(2).sum(dim=1)
+        weight = 1.0 / (size + self.error_floor * size.median())
+        weight = weight / weight.mean()
+        return torch.stack([(weight * (linear + fit - change).pow(2).mean(dim=1)).mean() for fit in fits]).mean()

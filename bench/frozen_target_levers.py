@@ -173,7 +173,8 @@ def _tuning_split(recipe, prepared, repos: list[str]) -> tuple[np.ndarray, np.nd
     set_dotted(values, "data.holdout_repos", held + [r for r in repos if r not in held])
     _, tuned = load_data(values, progress=False)
     ids = {prepared.ids[i]: i for i in range(len(prepared))}
-    tune_ids = set(tuned.ids[i] for i in tuned.holdout_indices()) - set(prepared.ids[i] for i in prepared.holdout_indices())
+    held_ids = set(prepared.ids[i] for i in prepared.holdout_indices())
+    tune_ids = set(tuned.ids[i] for i in tuned.holdout_indices()) - held_ids
     if not tune_ids:
         sys.exit(f"--tune-repos {' '.join(repos)}: no pair of the data is in these repositories; name repositories "
                  f"of the repos column that are not held out already")

@@ -397,7 +397,8 @@ def test_moves_are_encoded_by_the_initial_target_and_the_head_fits_them(wmkit_ho
         model.eval()
         with torch.no_grad():
             emb = model.embed(torch.from_numpy(before), torch.from_numpy(after), torch.from_numpy(data.actions[90:]))
-            inputs = ActionInputs(torch.from_numpy(data.actions[90:]), torch.from_numpy(before), torch.from_numpy(after))
+            inputs = ActionInputs(torch.from_numpy(data.actions[90:]), torch.from_numpy(before),
+                                  torch.from_numpy(after))
             change = emb.target_after - emb.target_before
             return float(((model.embed_action(inputs, emb.target_before) - change) ** 2).mean())
 

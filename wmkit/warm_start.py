@@ -132,7 +132,8 @@ def fit_residual(encoder, data, rows: np.ndarray, state: torch.Tensor, change: t
         pairs, state, change = pairs + moves, torch.cat([state, move_state]), torch.cat([change, move_change])
         out["moves"] = {"pairs": len(moves), "seconds": round(time.perf_counter() - t0, 2)}
     if encoder.warm_start_reverts:
-        pairs, state, change = pairs + pairs.reverted(), torch.cat([state, state + change]), torch.cat([change, -change])
+        pairs, state = pairs + pairs.reverted(), torch.cat([state, state + change])
+        change = torch.cat([change, -change])
     out["fit_pairs"] = len(pairs)
     trainable = [p.requires_grad for p in encoder.parameters()]
     for p in encoder.parameters():

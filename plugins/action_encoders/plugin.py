@@ -48,7 +48,8 @@ class TokenBagOptions(Options):
                              "1; the linear embedding enters divided by the ridge fit's residual RMS)",
                              minimum=1e-6, maximum=1e6)
     init_steps = Field(int, 0, "after the ridge fit (init = ridge), AdamW steps of batch 256 fitting the mlp head to "
-                       "what ridge leaves of the initial target's change, on the same pairs (MSE); 0: ridge only",
+                       "what ridge leaves of the initial target's change, on the same pairs (by init_error); 0: "
+                       "ridge only",
                        minimum=0, maximum=1 << 20)
     init_lr = Field(float, 1e-3, "learning rate of those steps (init_steps)", minimum=1e-8, maximum=1.0)
     init_reverts = Field(bool, False, "those steps also fit each pair's revert (before and after swapped, read "

@@ -7,8 +7,9 @@ is the action embedding at step 0 and predictions from target(before) at gain 1,
 *is* the audit's linear edit baseline, and training can only earn its keep by improving on it.
 
 An encoder with a nonlinear part (:meth:`~wmkit.components.ActionEncoder.residual_parameters`, silent
-until now) then gets ``warm_start_steps`` AdamW steps fitting it, by mean squared error, to what ridge
-left of the same pairs' change: the untrained model is then the linear edit model plus that fit.
+until now) then gets ``warm_start_steps`` AdamW steps fitting it, by its ``residual_loss`` (mean squared
+error unless the encoder says otherwise), to what ridge left of the same pairs' change: the untrained
+model is then the linear edit model plus that fit.
 Those steps may also read each pair's revert and synthetic block moves of training states, encoded by
 the same initial target (:func:`block_moves`). Training pairs only; the sample, the moves and the
 batches are fixed by the run's seed.
@@ -111,7 +112,7 @@ def _moves(encoder, pairs: _Pairs, state: torch.Tensor, encode, seed: int, devic
 def fit_residual(encoder, data, rows: np.ndarray, state: torch.Tensor, change: torch.Tensor, *, seed: int, device,
                  encode: Callable[[np.ndarray], np.ndarray] | None = None,
                  report: Callable[[int], None] | None = None, report_every: int = 0) -> dict:
-    """``warm_start_steps`` AdamW steps of ``residual_loss`` (MSE to the change) on ``residual_parameters``
+    """``warm_start_steps`` AdamW steps of ``residual_loss`` (its error to the change) on ``residual_parameters``
     only, for the pairs ``rows`` whose target(before) is ``state`` and target(after) − target(before) is
     ``change``; with ``warm_start_moves``, also for synthetic block moves of those pairs' before states,
     whose target(after) is ``encode(tokens)`` (the initial target); and, with ``warm_start_reverts``, for

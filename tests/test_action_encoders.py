@@ -477,3 +477,58 @@ def test_relative_error_weighs_each_pairs_squared_error_by_its_own_change(wmkit_
         assert float(encoder.residual_loss(inputs, change)) == pytest.approx(expected, rel=1e-5)
     with pytest.raises(RecipeError, match="model.action.init_error: 'relative' .*init_steps > 0"):
         _warm_model(wmkit_host, model__action__head="mlp", model__action__init_error="relative")
+
+
+def test_token_position_features_sum_each_tokens_embedding_times_its_positions(wmkit_host):
+    from wmkit.layers import sinusoidal_positions
+
+    model = _warm_model(wmkit_host, model__action__head="mlp", model__action__head_tokens=6,
+                        model__action__with_vector=False, model__action__positions=True)
+    encoder = model.action_encoder
+    # row 0 swaps two tokens, row 1 is its revert, row 2 changes nothing, row 3 replaces one token
+    before = torch.tensor([[5, 6, 7, 8, 0], [5, 8, 7, 6, 0], [4, 4, 9, 0, 0], [1, 2, 3, 4, 5]])
+    after = torch.tensor([[5, 8, 7, 6, 0], [5, 6, 7, 8, 0], [4, 4, 9, 0, 0], [1, 2, 9, 4, 5]])
+    state = torch.randn(4, 16)
+    inputs = ActionInputs(vector=torch.zeros(4, ACTIONS), before=before, after=after, state=state)
+    with torch.no_grad():
+        table = encoder.tokens.weight
+        # token i sits at the target's position i + 1 (position 0 is its CLS)
+        where = sinusoidal_positions(6, 16)[1:] @ encoder.token_positions.weight.T
+        want = torch.zeros(4, 6)
+        for row in range(4):
+            for i in range(5):
+                want[row] += (table[after[row, i]] - table[before[row, i]]) * where[i]
+        want /= 5 ** 0.5
+        got = encoder.token_position_features(inputs)
+        torch.testing.assert_close(got, want)
+        assert got[0].abs().sum() > 0 and got[2].abs().sum() == 0
+        torch.testing.assert_close(got[1], -got[0])
+        torch.testing.assert_close(got[3], (table[9] - table[3]) * where[2] / 5 ** 0.5)
+        # the head reads them after target(before) and the linear embedding
+        encoder.counts.weight.normal_()
+        encoder.head[2].weight.normal_()
+        linear = encoder.counts(encoder.linear_features(inputs)) + encoder.bias
+        s = encoder.head_scale
+        head_input = torch.cat([10.0 * state, linear / s, want], dim=1)
+        torch.testing.assert_close(encoder(inputs), linear + s * encoder.head(head_input))
+    fitted = {id(p) for p in encoder.residual_parameters()}
+    assert {id(p) for p in [*encoder.head.parameters(), encoder.tokens.weight,
+                            encoder.token_positions.weight]} == fitted
+
+
+def test_the_warm_start_fits_the_token_position_weights_with_the_head(wmkit_host):
+    from wmkit.warm_start import warm_start_action_encoder
+
+    model = _warm_model(wmkit_host, model__action__head="mlp", model__action__head_tokens=8,
+                        model__action__init_pairs=80, model__action__init_steps=60, model__action__head_hidden=32)
+    encoder = model.action_encoder
+    start = encoder.tokens.weight.clone(), encoder.token_positions.weight.clone()
+    fit = warm_start_action_encoder(model, _Pairs(n=96, seed=3), np.arange(90), seed=0, device=torch.device("cpu"))
+    assert fit["residual"]["fit_mse"] < fit["fit_mse"]
+    assert not torch.equal(encoder.tokens.weight, start[0])
+    assert not torch.equal(encoder.token_positions.weight, start[1])
+
+
+def test_head_tokens_need_the_mlp_head(wmkit_host):
+    with pytest.raises(RecipeError, match='model.action.head_tokens: 4 .*head = "mlp"'):
+        _warm_model(wmkit_host, model__action__head_tokens=4)

@@ -44,6 +44,10 @@ class TokenBagOptions(Options):
     head_count = Field(int, 1, "mlp heads (head = mlp), each fit by its own squared error from its own random "
                        "start, their outputs averaged: an average of fits varies less than one fit", minimum=1,
                        maximum=64)
+    head_tokens = Field(int, 0, "the mlp head also reads a learned sum over the window of each token's embedding "
+                        "times its position's (width head_tokens), after minus before: where each token is, which "
+                        "counts and position sums only summarise; its weights are fit with the head; 0: off",
+                        minimum=0, maximum=1 << 12)
     head_state_scale = Field(float, 10.0, "target(before) enters the mlp head times this (its elements are of order "
                              "1; the linear embedding enters divided by the ridge fit's residual RMS)",
                              minimum=1e-6, maximum=1e6)

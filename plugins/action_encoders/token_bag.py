@@ -3,6 +3,7 @@ tokens moved): linear, or linear plus an MLP over target(before) and that linear
 
 from __future__ import annotations
 
+import math
 from typing import Any, ClassVar, Mapping
 
 import torch
@@ -10,6 +11,7 @@ from torch import nn
 
 from wmkit.components import ActionEncoder, ActionInputs
 from wmkit.errors import RecipeError, WmkitError
+from wmkit.layers import sinusoidal_positions
 from wmkit_action_encoders.mlp import MLPActionEncoder
 from wmkit_action_encoders.plugin import TokenBagOptions
 
@@ -44,12 +46,12 @@ def position_shifts(before: torch.Tensor, after: torch.Tensor, pad_id: int, buck
 class TokenBagActionEncoder(ActionEncoder):
     """a = W · f + b, with f = [removed counts, added counts] (+ position shifts with ``positions``), plus
     s · MLP(c · target(before), (W · f + b) / s) with ``head = "mlp"`` (the mean of ``head_count`` such
-    MLPs), plus the paper's MLP of the action vector with ``with_vector``. No normalisation: the
-    embedding grows with the edit. ``init = "ridge"`` fits W and b in closed form before step 1
-    (:mod:`wmkit.warm_start`), then ``init_steps`` AdamW steps fit the MLP heads to what ridge left, s
-    being the RMS of that residual. With the predictor's
-    ``add_action``, the prediction contains the linear edit model ``target(before) + W · f`` as a
-    special case.
+    MLPs; with ``head_tokens`` the MLP also reads :meth:`token_position_features`), plus the paper's MLP of
+    the action vector with ``with_vector``. No normalisation: the embedding grows with the edit.
+    ``init = "ridge"`` fits W and b in closed form before step 1 (:mod:`wmkit.warm_start`), then
+    ``init_steps`` AdamW steps fit the MLP heads (and the token-position weights) to what ridge left, s
+    being the RMS of that residual. With the predictor's ``add_action``, the prediction contains the linear
+    edit model ``target(before) + W · f`` as a special case.
     """
 
     inputs: ClassVar[tuple[str, ...]] = ("vector", "edit_tokens")
@@ -71,6 +73,9 @@ class TokenBagActionEncoder(ActionEncoder):
         if opts.init_error != "absolute" and not opts.init_steps:
             raise RecipeError(f"model.action.init_error: {opts.init_error!r} is what the mlp head's warm-start steps "
                               f"minimise; set model.action.init_steps > 0, or init_error = \"absolute\"")
+        if opts.head_tokens and opts.head != "mlp":
+            raise RecipeError(f"model.action.head_tokens: {opts.head_tokens} token-position features are read by the "
+                              f"mlp head; set model.action.head = \"mlp\", or head_tokens = 0")
         if opts.init_steps and (opts.head != "mlp" or opts.init != "ridge"):
             raise RecipeError(f"model.action.init_steps: {opts.init_steps} gradient steps fit the mlp head to what "
                               f"the ridge fit leaves; set model.action.head = \"mlp\" and init = \"ridge\", or "
@@ -83,7 +88,13 @@ class TokenBagActionEncoder(ActionEncoder):
         self.head = None
         if opts.head == "mlp":
             self.reads_state, self.state_scale = True, opts.head_state_scale
-            mlps = [nn.Sequential(nn.Linear(2 * dim, opts.head_hidden), nn.GELU(), nn.Linear(opts.head_hidden, dim))
+            self.tokens = None
+            if opts.head_tokens:
+                # t(token) ⊙ q(position), q a learned map of the target's own sinusoidal table
+                self.tokens = nn.Embedding(vocab_size, opts.head_tokens)
+                self.token_positions = nn.Linear(dim, opts.head_tokens, bias=False)
+            width = 2 * dim + opts.head_tokens
+            mlps = [nn.Sequential(nn.Linear(width, opts.head_hidden), nn.GELU(), nn.Linear(opts.head_hidden, dim))
                     for _ in range(opts.head_count)]
             for mlp in mlps:
                 nn.init.zeros_(mlp[2].weight)  # silent until fit: the embedding starts linear
@@ -121,7 +132,19 @@ class TokenBagActionEncoder(ActionEncoder):
             last.bias.zero_()
 
     def residual_parameters(self) -> list[nn.Parameter]:
-        return [] if self.head is None else list(self.head.parameters())
+        if self.head is None:
+            return []
+        extra = [] if self.tokens is None else [*self.tokens.parameters(), *self.token_positions.parameters()]
+        return [*self.head.parameters(), *extra]
+
+    def token_position_features(self, inputs: ActionInputs) -> torch.Tensor:
+        """``[B, head_tokens]``: Σ_i t(after_i) ⊙ q(i) − Σ_i t(before_i) ⊙ q(i), over √L (L: the window);
+        positions holding the same token on both sides cancel."""
+        length = inputs.before.shape[1]
+        table = sinusoidal_positions(length + 1, self.token_positions.in_features)[1:].to(inputs.before.device)
+        where = self.token_positions(table)
+        total = lambda tokens: (self.tokens(tokens.long()) * where).sum(dim=1)  # noqa: E731
+        return (total(inputs.after) - total(inputs.before)) / math.sqrt(length)
 
     def _parts(self, inputs: ActionInputs) -> tuple[torch.Tensor, list[torch.Tensor]]:
         """The linear embedding (plus the action vector's MLP) and each mlp head's scaled output."""
@@ -132,7 +155,10 @@ class TokenBagActionEncoder(ActionEncoder):
                 raise WmkitError("the token_bag action encoder's mlp head reads target(before); pass "
                                  "ActionInputs with state (WorldModel.embed_action does)")
             scale = self.head_scale
-            x = torch.cat([self.state_scale * inputs.state, linear / scale], dim=1)
+            x = [self.state_scale * inputs.state, linear / scale]
+            if self.tokens is not None:
+                x.append(self.token_position_features(inputs))
+            x = torch.cat(x, dim=1)
             fits = [scale * head(x) for head in (self.head if isinstance(self.head, nn.ModuleList) else [self.head])]
         if self.vector is not None:
             linear = linear + self.vector(inputs)

@@ -532,3 +532,64 @@ def test_the_warm_start_fits_the_token_position_weights_with_the_head(wmkit_host
 def test_head_tokens_need_the_mlp_head(wmkit_host):
     with pytest.raises(RecipeError, match='model.action.head_tokens: 4 .*head = "mlp"'):
         _warm_model(wmkit_host, model__action__head_tokens=4)
+
+
+def test_nearest_gaps_are_the_squared_distance_to_the_nearest_other_state():
+    from wmkit.warm_start import nearest_gaps
+
+    g = torch.Generator().manual_seed(0)
+    states = torch.randn(40, 8, generator=g) * 3
+    states[7] = states[3]  # a token-identical twin: retrieval counts it as found, so it is no neighbour
+    after = torch.cat([states[:10], states[3:4] + 1e-2, torch.randn(5, 8, generator=g)])
+    want = []
+    for a in after.double():
+        d2 = ((states.double() - a) ** 2).sum(dim=1)
+        want.append(float(d2[d2 > 1e-7 * float((states.double() ** 2).sum(dim=1).mean())].min()))
+    got = nearest_gaps(after, states, chunk=4)
+    torch.testing.assert_close(got, torch.tensor(want, dtype=torch.float32))
+    assert got[10] == pytest.approx(8e-4, rel=1e-3)  # the nearest is its own source, 1e-2 away on 8 axes
+    assert torch.isinf(nearest_gaps(states[:1], states[:1]))[0]
+
+
+def test_gap_error_weighs_each_pairs_squared_error_by_its_nearest_gap(wmkit_host):
+    from wmkit.warm_start import _inputs
+
+    model = _warm_model(wmkit_host, model__action__head="mlp", model__action__head_hidden=16,
+                        model__action__with_vector=False, model__action__init_steps=1,
+                        model__action__init_error="gap", model__action__init_error_floor=0.5)
+    encoder = model.action_encoder
+    assert encoder.warm_start_gaps
+    inputs = _inputs(_Pairs(n=5, seed=4), np.arange(5), torch.device("cpu"), state=torch.randn(5, encoder.dim))
+    with torch.no_grad():
+        encoder.counts.weight.normal_()
+        encoder.head[2].weight.normal_()
+        pred = encoder(inputs)
+        change = torch.randn_like(pred)
+        gap = torch.tensor([1e-4, 1e-3, 1e-2, 1.0, 5.0])
+        w = [1.0 / (float(x) + 0.5 * 1e-2) for x in gap]  # the median of five is the third
+        w = [x * 5 / sum(w) for x in w]
+        expected = sum(wi * float(((pred[i] - change[i]) ** 2).mean()) for i, wi in enumerate(w)) / 5
+        assert float(encoder.residual_loss(inputs, change, gap)) == pytest.approx(expected, rel=1e-5)
+
+
+def test_the_warm_start_passes_each_fit_pairs_gap_with_init_error_gap(wmkit_host, monkeypatch):
+    from wmkit.warm_start import nearest_gaps, warm_start_action_encoder
+
+    model = _warm_model(wmkit_host, model__action__head="mlp", model__action__init_pairs=80,
+                        model__action__init_steps=3, model__action__head_hidden=16,
+                        model__action__init_reverts=True, model__action__init_error="gap")
+    encoder, seen = model.action_encoder, []
+    loss = encoder.residual_loss
+    monkeypatch.setattr(encoder, "residual_loss", lambda inputs, change, gap=None: seen.append(
+        (inputs.state.clone(), change.clone(), gap)) or loss(inputs, change, gap))
+    warm_start_action_encoder(model, _Pairs(n=96, seed=3), np.arange(90), seed=0, device=torch.device("cpu"))
+    assert len(seen) == 3
+    data = _Pairs(n=96, seed=3)
+    rows = np.sort(np.random.default_rng(0).choice(np.arange(90), size=80, replace=False))
+    model.eval()
+    with torch.no_grad():
+        emb = model.embed(torch.from_numpy(data.before[rows]), torch.from_numpy(data.after[rows]),
+                          torch.from_numpy(data.actions[rows]))
+    states = torch.cat([emb.target_before, emb.target_after])
+    for state, change, gap in seen:  # each batch row: a pair or a revert, its gap among all 160 states
+        torch.testing.assert_close(gap, nearest_gaps(state + change, states), rtol=1e-4, atol=1e-9)

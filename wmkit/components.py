@@ -116,6 +116,9 @@ class ActionEncoder(nn.Module):
     #: synthetic pairs per training pair those steps also fit: a block of a training state's tokens moved
     #: elsewhere (:func:`wmkit.warm_start.block_moves`), its target(after) from the initial target
     warm_start_moves: float = 0.0
+    #: whether :meth:`residual_loss` reads each pair's gap: the squared distance from its target(after) to
+    #: the nearest other state of the fit (another pair's before or after, its own before)
+    warm_start_gaps: bool = False
 
     def forward(self, inputs: ActionInputs) -> torch.Tensor:  # pragma: no cover - interface
         raise NotImplementedError
@@ -135,10 +138,12 @@ class ActionEncoder(nn.Module):
         their part of the embedding must be 0 until then."""
         return []
 
-    def residual_loss(self, inputs: ActionInputs, change: torch.Tensor) -> torch.Tensor:
+    def residual_loss(self, inputs: ActionInputs, change: torch.Tensor,
+                      gap: torch.Tensor | None = None) -> torch.Tensor:
         """What those gradient steps minimise for a batch whose target(after) − target(before) is
-        ``change``: by default the embedding's mean squared error; an encoder whose nonlinear part is
-        an average of several fits overrides it so each is fit on its own."""
+        ``change`` (``gap``: each pair's, with ``warm_start_gaps``): by default the embedding's mean
+        squared error; an encoder whose nonlinear part is an average of several fits overrides it so each
+        is fit on its own."""
         return torch.nn.functional.mse_loss(self(inputs), change)
 
 

@@ -109,6 +109,21 @@ def _moves(encoder, pairs: _Pairs, state: torch.Tensor, encode, seed: int, devic
     return _Pairs(pairs.before[src], moved, pairs.actions[src]), state[src], after - state[src]
 
 
+def nearest_gaps(after: torch.Tensor, states: torch.Tensor, chunk: int = 2048) -> torch.Tensor:
+    """``[N]``: per row of ``after``, the squared distance to the nearest row of ``states`` that is not the
+    same point (closer than 1e-7 of the mean squared norm: itself, or a token-identical state, which
+    retrieval counts as found). float64, so a change of cos 0.99999 is not lost to rounding."""
+    after64, states64 = after.double(), states.double()
+    same = 1e-7 * float(states64.pow(2).sum(dim=1).mean())
+    norms = states64.pow(2).sum(dim=1)
+    out = []
+    for s in chunks(len(after64), chunk):
+        a = after64[s]
+        d2 = (a.pow(2).sum(dim=1, keepdim=True) + norms - 2 * a @ states64.T).clamp(min=0)
+        out.append(d2.masked_fill(d2 <= same, math.inf).min(dim=1).values)
+    return torch.cat(out).float()
+
+
 def fit_residual(encoder, data, rows: np.ndarray, state: torch.Tensor, change: torch.Tensor, *, seed: int, device,
                  encode: Callable[[np.ndarray], np.ndarray] | None = None,
                  report: Callable[[int], None] | None = None, report_every: int = 0) -> dict:
@@ -124,6 +139,7 @@ def fit_residual(encoder, data, rows: np.ndarray, state: torch.Tensor, change: t
                           "warm start; set its warm-start steps to 0")
     pairs = _Pairs.of(data, rows)
     out = {"steps": int(encoder.warm_start_steps), "lr": float(encoder.warm_start_lr), "pairs": len(pairs)}
+    gallery = [state, state + change]  # every state of the fit: the pairs' befores and afters, then the moves'
     if encoder.warm_start_moves:
         if encode is None:
             raise RecipeError("model.action: synthetic block moves need the initial target to encode them; "
@@ -131,11 +147,17 @@ def fit_residual(encoder, data, rows: np.ndarray, state: torch.Tensor, change: t
         t0 = time.perf_counter()
         moves, move_state, move_change = _moves(encoder, pairs, state, encode, seed, device)
         pairs, state, change = pairs + moves, torch.cat([state, move_state]), torch.cat([change, move_change])
+        gallery.append(move_state + move_change)
         out["moves"] = {"pairs": len(moves), "seconds": round(time.perf_counter() - t0, 2)}
     if encoder.warm_start_reverts:
         pairs, state = pairs + pairs.reverted(), torch.cat([state, state + change])
         change = torch.cat([change, -change])
     out["fit_pairs"] = len(pairs)
+    gap = None
+    if encoder.warm_start_gaps:
+        gap = nearest_gaps(state + change, torch.cat(gallery))
+        alone = ~torch.isfinite(gap)  # no other state at all: as easy to find as the easiest pair
+        gap[alone] = gap[~alone].max() if bool((~alone).any()) else 1.0
     trainable = [p.requires_grad for p in encoder.parameters()]
     for p in encoder.parameters():
         p.requires_grad_(False)
@@ -150,7 +172,8 @@ def fit_residual(encoder, data, rows: np.ndarray, state: torch.Tensor, change: t
     batch = min(RESIDUAL_BATCH, len(pairs))
     for step in range(1, encoder.warm_start_steps + 1):
         pick = np.sort(batches.choice(len(pairs), size=batch, replace=False))
-        loss = encoder.residual_loss(pairs.inputs(pick, device, state[pick]), change[pick])
+        loss = encoder.residual_loss(pairs.inputs(pick, device, state[pick]), change[pick],
+                                     None if gap is None else gap[pick])
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()

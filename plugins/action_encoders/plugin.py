@@ -64,9 +64,11 @@ class TokenBagOptions(Options):
     init_error = Field(str, "absolute", "what those steps minimise: absolute, the squared error; relative, each "
                        "pair's squared error over its own squared change (plus init_error_floor), so the smallest "
                        "changes, where a prediction must move along a change of cos 0.99999 to be found, weigh as "
-                       "much as the largest", choices=("absolute", "relative"))
-    init_error_floor = Field(float, 0.1, "init_error = relative: this share of the batch's median squared change "
-                             "is added to each pair's, so a near-zero change cannot take the whole batch",
+                       "much as the largest; gap, over the squared distance from its target(after) to the nearest "
+                       "other state of the fit (its own before, another pair's before or after), what KNN@1 must "
+                       "beat", choices=("absolute", "relative", "gap"))
+    init_error_floor = Field(float, 0.1, "init_error = relative or gap: this share of the batch's median squared "
+                             "change (or gap) is added to each pair's, so a near-zero one cannot take the whole batch",
                              minimum=1e-6, maximum=1e6)
 
 

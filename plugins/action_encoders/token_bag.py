@@ -106,7 +106,8 @@ class TokenBagActionEncoder(ActionEncoder):
         self.warm_start_pairs = opts.init_pairs if opts.init == "ridge" else 0
         self.warm_start_steps, self.warm_start_lr = opts.init_steps, opts.init_lr
         self.warm_start_reverts, self.warm_start_moves = opts.init_reverts, opts.init_moves
-        self.relative_error, self.error_floor = opts.init_error == "relative", opts.init_error_floor
+        self.error, self.error_floor = opts.init_error, opts.init_error_floor
+        self.warm_start_gaps = opts.init_error == "gap"
         self.vector = (MLPActionEncoder(action_dim=action_dim, vocab_size=vocab_size, pad_id=pad_id, dim=dim,
                                         heads=heads, options={"hidden": opts.hidden})
                        if opts.with_vector else None)
@@ -168,14 +169,16 @@ class TokenBagActionEncoder(ActionEncoder):
         linear, fits = self._parts(inputs)
         return linear + torch.stack(fits).mean(0) if fits else linear
 
-    def residual_loss(self, inputs: ActionInputs, change: torch.Tensor) -> torch.Tensor:
+    def residual_loss(self, inputs: ActionInputs, change: torch.Tensor,
+                      gap: torch.Tensor | None = None) -> torch.Tensor:
         # each head's own error, so the heads stay independent fits whose average is the embedding
         linear, fits = self._parts(inputs)
-        if not self.relative_error:
+        if self.error == "absolute":
             return torch.stack([torch.nn.functional.mse_loss(linear + fit, change) for fit in fits]).mean()
-        # KNN@1 loses a pair once its error passes about half its own change, so weigh errors by the change:
-        # 1 / (|c|^2 + floor * median |c|^2), normalised to mean 1 so the loss keeps the scale of an MSE
-        size = change.pow(2).sum(dim=1)
+        # KNN@1 loses a pair once its error passes about half the distance to its own before (relative) or to
+        # the nearest other state (gap), so weigh errors by that: 1 / (size + floor * median size), normalised
+        # to mean 1 so the loss keeps the scale of an MSE
+        size = change.pow(2).sum(dim=1) if self.error == "relative" else gap
         weight = 1.0 / (size + self.error_floor * size.median())
         weight = weight / weight.mean()
         return torch.stack([(weight * (linear + fit - change).pow(2).mean(dim=1)).mean() for fit in fits]).mean()

@@ -90,6 +90,24 @@ def test_corrupt_zstd_files_are_named(tmp_path):
     assert "corrupt" in str(err.value) and "\n" not in str(err.value)
 
 
+@pytest.mark.parametrize("suffix", [".jsonl", ".jsonl.gz", ".jsonl.zst"])
+def test_a_first_row_that_is_not_an_object_is_refused_not_crashed_on(tmp_path, suffix):
+    import zstandard
+
+    # datasets' JSON reader kills the process on a first line of null; the file is refused before it
+    payload = ("\n  \nnull\n" + json.dumps(ROWS[0]) + "\n").encode()
+    path = tmp_path / f"rows{suffix}"
+    path.write_bytes({".jsonl": payload, ".jsonl.gz": gzip.compress(payload),
+                      ".jsonl.zst": zstandard.ZstdCompressor().compress(payload)}[suffix])
+    with pytest.raises(DataError) as err:
+        list(open_rows(str(path)))
+    assert str(err.value) == (f"{path}: the first row is null, not an object with CommitPackFT columns; each line "
+                              f"must be one JSON object with old_contents and new_contents")
+    plain = write_jsonl(tmp_path / "plain.jsonl", [[1, 2], ROWS[0]])
+    with pytest.raises(DataError, match=r"plain.jsonl: the first row is \[1, 2\], not an object"):
+        list(open_rows(str(plain)))
+
+
 def test_missing_path_and_unknown_scheme(tmp_path):
     with pytest.raises(DataError, match="does not exist"):
         open_rows(f"jsonl:{tmp_path / 'nope.jsonl'}")

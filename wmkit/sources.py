@@ -196,6 +196,8 @@ def _read_files(files: list[Path], kind: str) -> Iterator[dict]:
             raise DataError(f"{path}: cannot read it ({exc.strerror})") from None
         if empty:
             raise DataError(f"{path}: the file is empty (0 bytes); pass a file with rows in the CommitPackFT schema")
+        if builder == "json":
+            _check_first_line(path)
         try:
             stream = datasets.load_dataset(builder, data_files=[str(path)], split="train", streaming=True)
             iterator = iter(stream)
@@ -215,6 +217,53 @@ def _read_files(files: list[Path], kind: str) -> Iterator[dict]:
                 first = False
             _check_types(row, str(path))
             yield _normalise(row)
+
+
+def _check_first_line(path: Path) -> None:
+    """Refuse a JSON-lines file whose first row parses as JSON but is not an object: the datasets reader
+    crashes the process on a first line of ``null`` (pyarrow's JSON reader, measured with datasets 4)."""
+    import gzip
+
+    name = path.name.lower()
+    try:
+        if name.endswith(".gz"):
+            fh = gzip.open(path, "rb")
+        elif name.endswith(".zst"):
+            import zstandard
+
+            fh = zstandard.ZstdDecompressor().stream_reader(open(path, "rb"), closefd=True)
+        else:
+            fh = open(path, "rb")
+        with fh:
+            first = _first_row_line(fh)
+    except Exception:  # noqa: BLE001 - unreadable, or not compressed as named: the reader says so, naming the file
+        return
+    try:
+        value = json.loads(first)
+    except ValueError:
+        return  # not JSON at all: the reader's own error names it
+    if not isinstance(value, dict):
+        raise DataError(f"{path}: the first row is {json.dumps(value)[:40]}, not an object with CommitPackFT columns; "
+                        f"each line must be one JSON object with old_contents and new_contents")
+
+
+def _first_row_line(fh, chunk: int = 1 << 16, limit: int = 1 << 26) -> bytes:
+    """The first non-blank line of a binary stream (zstandard's reader has no readline), reading at most
+    ``limit`` bytes; what was read if no line ends within it."""
+    buffer = bytearray()
+    while len(buffer) < limit:
+        block = fh.read(chunk)
+        if not block:
+            break
+        start = len(buffer)
+        buffer += block
+        while (end := buffer.find(b"\n", start)) >= 0:
+            line = bytes(buffer[:end])
+            if line.strip():
+                return line
+            del buffer[:end + 1]
+            start = 0
+    return bytes(buffer)
 
 
 def _require_zstandard(path: Path) -> None:

@@ -106,6 +106,10 @@ def test_a_first_row_that_is_not_an_object_is_refused_not_crashed_on(tmp_path, s
     plain = write_jsonl(tmp_path / "plain.jsonl", [[1, 2], ROWS[0]])
     with pytest.raises(DataError, match=r"plain.jsonl: the first row is \[1, 2\], not an object"):
         list(open_rows(str(plain)))
+    # a .json file may hold one array of rows, and still reads
+    array = tmp_path / "rows.json"
+    array.write_text(json.dumps([ROWS[0]] * 3))
+    assert [r["old_contents"] for r in open_rows(f"jsonl:{array}")] == [ROWS[0]["old_contents"]] * 3
 
 
 def test_missing_path_and_unknown_scheme(tmp_path):

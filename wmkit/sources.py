@@ -242,7 +242,8 @@ def _check_first_line(path: Path) -> None:
         value = json.loads(first)
     except ValueError:
         return  # not JSON at all: the reader's own error names it
-    if not isinstance(value, dict):
+    # a .json file may hold one array of rows; a JSON-lines row must be an object
+    if not isinstance(value, dict) and not (isinstance(value, list) and ".jsonl" not in name):
         raise DataError(f"{path}: the first row is {json.dumps(value)[:40]}, not an object with CommitPackFT columns; "
                         f"each line must be one JSON object with old_contents and new_contents")
 

@@ -114,8 +114,8 @@ def nearest_gaps(after: torch.Tensor, states: torch.Tensor, chunk: int = 2048) -
     same point (closer than 1e-7 of the mean squared norm: itself, or a token-identical state, which
     retrieval counts as found). float64, so a change of cos 0.99999 is not lost to rounding."""
     after64, states64 = after.double(), states.double()
-    same = 1e-7 * float(states64.pow(2).sum(dim=1).mean())
     norms = states64.pow(2).sum(dim=1)
+    same = 1e-7 * float(norms.mean())
     out = []
     for s in chunks(len(after64), chunk):
         a = after64[s]

@@ -132,3 +132,17 @@ def test_identical_states_count_a_twin_as_found_and_bound_plain_knn():
     # plain KNN@1 of the perfect query cannot pass the ceiling: twins tie
     plain = baselines.knn_at(perfect, target_after, [1])["1"]
     assert plain <= out["ceiling_knn_at_1"] + 1e-9
+
+
+def test_ridge_inner_fit_from_the_whole_minus_its_hold_out_equals_a_fit_on_the_rest():
+    # fit_linear_edit reads the inner fit's sums off the whole's; they must give the direct fit's weights
+    r = np.random.default_rng(8)
+    x = r.poisson(2.0, size=(300, 12)).astype(float) + 5.0  # a large mean: the centring must hold
+    y = r.normal(size=(300, 4))
+    rest, out = np.arange(60, 300), np.arange(60)
+    direct = linear_edit.ridge(x[rest], y[rest], 0.7)
+    xc, yc = x[rest] - x[rest].mean(0), y[rest] - y[rest].mean(0)
+    w = np.linalg.solve(xc.T @ xc + 0.7 * np.eye(12), xc.T @ yc)
+    moments = linear_edit._Moments.of(x, y) - linear_edit._Moments.of(x[out], y[out])
+    assert np.allclose(direct[0], w) and np.allclose(moments.ridge(0.7)[0], w)
+    assert np.allclose(moments.ridge(0.7)[1], y[rest].mean(0) - x[rest].mean(0) @ w)

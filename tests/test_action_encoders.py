@@ -240,6 +240,39 @@ def test_position_shifts_sum_each_tokens_moves_and_flip_sign_for_a_revert():
                                torch.stack([want[:, k::4].sum(1) for k in range(4)], dim=1))
 
 
+
+def test_span_count_changes_say_which_span_of_the_window_each_count_changed_in(wmkit_host):
+    from wmkit_action_encoders.token_bag import SPAN_WEIGHT, removed_added_counts, span_count_changes
+
+    # 8 positions, 2 spans (0-3, 4-7): row 0 moves token 6 from span 0 to span 1; row 1 adds a 9 in span 1
+    before = torch.tensor([[5, 6, 7, 8, 1, 1, 0, 0], [5, 6, 7, 8, 1, 1, 0, 0]])
+    after = torch.tensor([[5, 7, 8, 1, 6, 1, 0, 0], [5, 6, 7, 8, 1, 9, 1, 0]])
+    got = span_count_changes(before, after, 0, 10, 2)
+    want = torch.zeros(2, 20)
+    want[0, 6 * 2 + 0], want[0, 6 * 2 + 1] = -1, 1  # token 6 left span 0 for span 1
+    want[0, 7 * 2 + 0], want[0, 8 * 2 + 0] = 0, 0  # 7 and 8 moved within span 0
+    want[0, 1 * 2 + 0], want[0, 1 * 2 + 1] = 1, -1  # a 1 moved from position 4 to 3
+    want[1, 9 * 2 + 1] = 1  # the added 9; the 1 pushed to position 6 stays in span 1; padding never counts
+    torch.testing.assert_close(got, SPAN_WEIGHT * want)
+    # summed over the spans: the count change the bag features see
+    counts = removed_added_counts(before, after, 0, 10)
+    torch.testing.assert_close(got.view(2, 10, 2).sum(2) / SPAN_WEIGHT, counts[:, 10:] - counts[:, :10])
+    # hashed like the counts: bucket t mod buckets
+    torch.testing.assert_close(span_count_changes(before, after, 0, 4, 2),
+                               torch.stack([got.view(2, 10, 2)[:, k::4].sum(1) for k in range(4)], dim=1).view(2, 8))
+
+
+def test_position_bins_widen_the_linear_features_the_ridge_start_fits(wmkit_host):
+    model = _warm_model(wmkit_host, model__action__head="mlp", model__action__with_vector=False,
+                        model__action__positions=True, model__action__position_bins=4)
+    encoder = model.action_encoder
+    assert encoder.counts.in_features == (3 + 4) * VOCAB
+    before, after, actions = batch()
+    features = encoder.linear_features(ActionInputs(vector=actions, before=before, after=after))
+    assert features.shape == (len(before), (3 + 4) * VOCAB)
+    from wmkit_action_encoders.token_bag import span_count_changes
+    torch.testing.assert_close(features[:, 3 * VOCAB:], span_count_changes(before, after, encoder.pad_id, VOCAB, 4))
+
 def test_the_mlp_head_is_silent_until_fit_and_reads_target_before(wmkit_host):
     model = _warm_model(wmkit_host, model__action__head="mlp", model__action__with_vector=False,
                         model__action__positions=True)
@@ -593,3 +626,93 @@ def test_the_warm_start_passes_each_fit_pairs_gap_with_init_error_gap(wmkit_host
     states = torch.cat([emb.target_before, emb.target_after])
     for state, change, gap in seen:  # each batch row: a pair or a revert, its gap among all 160 states
         torch.testing.assert_close(gap, nearest_gaps(state + change, states), rtol=1e-4, atol=1e-9)
+
+
+def test_order_features_sum_each_moved_tokens_sinusoids_for_reorderings_only(wmkit_host):
+    from wmkit_action_encoders.token_bag import order_features, order_sinusoids
+
+    before = torch.tensor([[5, 6, 7, 8, 0], [5, 6, 7, 8, 0], [5, 6, 7, 8, 0]])
+    after = torch.tensor([[5, 8, 7, 6, 0], [5, 6, 7, 9, 0], [5, 6, 7, 8, 0]])  # a swap; a count change; nothing
+    table = order_sinusoids(5, 2)
+    i = torch.arange(5, dtype=torch.float64)
+    # two frequencies: the shortest and the longest period, sin then cos
+    want_table = torch.stack([torch.sin(2 * np.pi * i / 4), torch.sin(2 * np.pi * i / 256),
+                              torch.cos(2 * np.pi * i / 4), torch.cos(2 * np.pi * i / 256)], dim=1).float()
+    torch.testing.assert_close(table, want_table)
+    want = torch.zeros(3, 10, 4)
+    want[0, 6], want[0, 8] = table[3] - table[1], table[1] - table[3]  # 6 moved from 1 to 3, 8 from 3 to 1
+    torch.testing.assert_close(order_features(before, after, 0, 10, 2), want.flatten(1))
+    # the revert negates them
+    torch.testing.assert_close(order_features(after[:1], before[:1], 0, 10, 2), -want[:1].flatten(1))
+
+
+def test_anchored_moves_begin_at_each_pairs_first_edit_and_keep_its_tokens():
+    from wmkit.warm_start import anchored_moves
+
+    before = np.concatenate([np.tile(np.arange(1, 25), (40, 1)), np.zeros((40, 4), dtype=np.int64)], axis=1)
+    after = before.copy()
+    after[:, 9] = 99  # every pair's first edit is at position 9
+    moved = anchored_moves(before, after, 0, np.random.default_rng(0))
+    for row in moved:
+        changed = np.flatnonzero(row != before[0])
+        assert changed[0] == 9 and sorted(row) == sorted(before[0]) and (row[24:] == 0).all()
+    # a block cut at 9 leaves 10 (before[9]) elsewhere; one put in at 9 is followed, after it, by 10
+    assert len({tuple(r) for r in moved}) > 20
+    # no edit, or too few tokens: returned as they are
+    short = np.array([[3, 4, 5, 0, 0, 0, 0, 0, 0]])
+    torch.testing.assert_close(torch.from_numpy(anchored_moves(before[:2], before[:2], 0, np.random.default_rng(1))),
+                               torch.from_numpy(before[:2]))
+    assert (anchored_moves(short, short + (short > 0), 0, np.random.default_rng(1)) == short).all()
+
+
+def _reordering_pairs(n=96, seed=3):
+    data = _Pairs(n=n, seed=seed)
+    rng = np.random.default_rng(seed)
+    for row in range(0, n, 4):  # every fourth pair: a reordering of its before's second half
+        tail = data.before[row, 6:].copy()
+        data.after[row, 6:] = tail[rng.permutation(len(tail))]
+    return data
+
+
+def test_the_order_fit_is_ridge_on_reorderings_and_anchored_moves_gated_on_unchanged_counts(wmkit_host):
+    from wmkit.encode import encode_states
+    from wmkit.warm_start import ORDER_ALPHA, ORDER_MOVES, anchored_moves, warm_start_action_encoder
+    from wmkit_action_encoders.token_bag import order_features
+
+    model = _warm_model(wmkit_host, model__action__positions=True, model__action__order_frequencies=2,
+                        model__action__init_pairs=80)
+    data = _reordering_pairs()
+    fit = warm_start_action_encoder(model, data, np.arange(90), seed=0, device=torch.device("cpu"))
+    rows = np.sort(np.random.default_rng(0).choice(np.arange(90), size=80, replace=False))
+    encoder = model.action_encoder
+    reorderings = sum((data.after[r] != data.before[r]).any() and sorted(data.after[r]) == sorted(data.before[r])
+                      for r in rows)
+    assert fit["order"]["pairs"] == reorderings > 15 and fit["order"]["moves"] > 0
+    # the same fit, independently: the pairs' and anchored moves' order features against what the ridge part left
+    src = np.repeat(np.arange(len(rows)), ORDER_MOVES)
+    moved = anchored_moves(data.before[rows][src], data.after[rows][src], 0, np.random.default_rng([0, 3]))
+    keep = (moved != data.before[rows][src]).any(axis=1)
+    before = np.concatenate([data.before[rows], data.before[rows][src][keep]])
+    after = np.concatenate([data.after[rows], moved[keep]])
+    model.eval()
+    with torch.no_grad():
+        tb = torch.from_numpy(encode_states(model, before, target=True))
+        ta = torch.from_numpy(encode_states(model, after, target=True))
+        inputs = ActionInputs(vector=torch.zeros(len(before), ACTIONS), before=torch.from_numpy(before),
+                              after=torch.from_numpy(after), state=tb)
+        linear = encoder.counts(encoder.linear_features(inputs)) + encoder.bias
+        x = order_features(inputs.before, inputs.after, 0, VOCAB, 2).double()
+    seen = x.abs().sum(1) > 0
+    x, y = x[seen], (ta - tb - linear).double()[seen]
+    want = torch.linalg.solve(x.T @ x + ORDER_ALPHA * torch.eye(x.shape[1], dtype=torch.float64), x.T @ y)
+    torch.testing.assert_close(encoder.order.weight.T.double(), want, rtol=1e-3, atol=1e-5)
+    # only reorderings get the order part: a pair whose counts change is embedded as before the fit
+    with torch.no_grad():
+        emb = encoder(inputs)
+        torch.testing.assert_close(emb[~seen], linear[~seen])
+        assert not torch.allclose(emb[seen], linear[seen])
+
+
+def test_order_frequencies_need_the_ridge_start(wmkit_host):
+    with pytest.raises(RecipeError, match='model.action.order_frequencies: .*init = "ridge"'):
+        build(tiny(model__action__name="token_bag", model__action__order_frequencies=4), wmkit_host)

@@ -133,6 +133,18 @@ class ActionEncoder(nn.Module):
         ``residual_rms`` is the RMS of what that fit leaves, the scale of any nonlinear part fit next."""
         raise NotImplementedError
 
+    def order_features(self, inputs: ActionInputs) -> torch.Tensor | None:
+        """``[B, F]`` features of the order of an edit that its :meth:`linear_features` cannot see, zero for
+        every other edit; the embedding is linear in them with no bias (:meth:`set_order`). The warm start
+        fits that map in closed form after :meth:`set_linear`, on the training pairs with a nonzero row and
+        on synthetic block moves of training states at each pair's own first edit
+        (:func:`wmkit.warm_start.anchored_moves`). None: no such part."""
+        return None
+
+    def set_order(self, weights: torch.Tensor) -> None:  # pragma: no cover - interface
+        """Make the order part of the embedding ``order_features @ weights`` (``weights`` ``[F, D]``)."""
+        raise NotImplementedError
+
     def residual_parameters(self) -> list[nn.Parameter]:
         """The parameters a warm start fits by gradient after :meth:`set_linear` (``warm_start_steps``);
         their part of the embedding must be 0 until then."""

@@ -35,6 +35,13 @@ AGREEMENT = 1e-4
 #: pairs per AdamW step of the residual fit, and its weight decay
 RESIDUAL_BATCH = 256
 RESIDUAL_WEIGHT_DECAY = 0.01
+#: anchored block moves per training pair the order fit reads besides the pairs' own reorderings
+ORDER_MOVES = 2
+#: the order fit's ridge penalty, on sums over ~30K pairs (between the 1 and 10 of exploratory fits, which
+#: moved reorderings alike; docs/results.md)
+ORDER_ALPHA = 3.0
+#: rows of order features multiplied into the Gram matrix at a time
+ORDER_GRAM_ROWS = 4096
 
 
 @dataclass
@@ -92,6 +99,96 @@ def block_moves(tokens: np.ndarray, pad_id: int, rng: np.random.Generator) -> np
         k += k >= i
         row[where] = np.concatenate([rest[:k], seq[i:i + m], rest[k:]])
     return out
+
+
+def anchored_moves(before: np.ndarray, after: np.ndarray, pad_id: int, rng: np.random.Generator) -> np.ndarray:
+    """Each pair's before ``[N, L]`` with one block of 2 to a quarter of its non-pad tokens moved, so that the
+    first changed position is the pair's own first edit: cut there and put back later, or cut later and
+    put in there. Real reorderings begin where the edit window is centred, which :func:`block_moves`
+    ignores. A pair with no edit, fewer than 8 tokens or no room for the block is returned as it is."""
+    out = np.array(before, copy=True)
+    for row, b, a in zip(out, before, after):
+        where = np.flatnonzero(row != pad_id)
+        edited = np.flatnonzero(b != a)
+        n = len(where)
+        if n < 8 or not len(edited):
+            continue
+        first = int(np.searchsorted(where, edited[0]))
+        m = int(rng.integers(2, max(3, n // 4)))
+        if first + m >= n:
+            continue
+        seq = row[where]
+        if rng.random() < 0.5:
+            i = first
+            rest = np.concatenate([seq[:i], seq[i + m:]])
+            k = int(rng.integers(first + 1, len(rest) + 1))
+        else:
+            i = int(rng.integers(first + 1, n - m + 1))
+            rest, k = np.concatenate([seq[:i], seq[i + m:]]), first
+        row[where] = np.concatenate([rest[:k], seq[i:i + m], rest[k:]])
+    return out
+
+
+def fit_order(encoder, data, rows: np.ndarray, state: np.ndarray, change: np.ndarray, *, seed: int, device,
+              encode: Callable[[np.ndarray], np.ndarray] | None) -> dict | None:
+    """Ridge (no bias, penalty :data:`ORDER_ALPHA`) from
+    :meth:`~wmkit.components.ActionEncoder.order_features` to what the linear part leaves of the change, on
+    the training pairs ``rows`` whose order features are not zero and on :data:`ORDER_MOVES` anchored block
+    moves per pair (:func:`anchored_moves`) encoded by the initial target; None for an encoder without
+    order features. The Gram matrix is summed chunk by chunk: the features are wide (buckets × 2 ×
+    frequencies) and mostly zero."""
+    probe = encoder.order_features(_inputs(data, rows[:1], device))
+    if probe is None:
+        return None
+    if encode is None:
+        raise RecipeError("model.action: the order fit reads synthetic block moves; pass encode= to the warm start")
+    t0 = time.perf_counter()
+    pairs = _Pairs.of(data, rows)
+    src = np.repeat(np.arange(len(pairs)), ORDER_MOVES)
+    moved = anchored_moves(pairs.before[src], pairs.after[src], encoder.pad_id, np.random.default_rng([seed, 3]))
+    keep = np.flatnonzero((moved != pairs.before[src]).any(axis=1))
+    src, moved = src[keep], moved[keep]
+    moves = _Pairs(pairs.before[src], moved, pairs.actions[src])
+    moves_change = np.asarray(encode(moved), dtype=np.float64) - state[src]
+    width = probe.shape[1]
+    xx = torch.zeros(width, width, device=device)  # float32 sums of float32 products: 1.9 GB, not 3.8, at 21,888
+    xy = torch.zeros(width, change.shape[1], dtype=torch.float64, device=device)
+    counted = {"pairs": 0, "moves": 0}
+    block: list[torch.Tensor] = []
+
+    def flush():
+        if block:
+            x = torch.cat(block)
+            xx.addmm_(x.T, x)
+            block.clear()
+
+    for name, these, these_state, these_change in (("pairs", pairs, state, change),
+                                                   ("moves", moves, state[src], moves_change)):
+        for s in chunks(len(these), ENCODE_CHUNK):
+            idx = np.arange(s.start, s.stop)
+            inputs = these.inputs(idx, device, torch.from_numpy(these_state[s]).float().to(device))
+            with torch.no_grad():
+                x = encoder.order_features(inputs)
+                seen = x.abs().sum(dim=1) > 0
+                if not bool(seen.any()):
+                    continue
+                # what the embedding fit so far (the linear part; the rest is silent) leaves of the change
+                left = torch.from_numpy(these_change[s]).to(device) - encoder(inputs).double()
+                x, left = x[seen], left[seen]
+                xy.addmm_(x.T.double(), left)
+            block.append(x)
+            counted[name] += int(seen.sum())
+            if sum(len(b) for b in block) >= ORDER_GRAM_ROWS:
+                flush()
+    flush()
+    if not counted["pairs"] + counted["moves"]:
+        raise RecipeError("model.action.order_frequencies: no training pair or synthetic move reorders tokens; "
+                          "set order_frequencies = 0")
+    xx = xx.double()
+    xx.diagonal().add_(ORDER_ALPHA)
+    encoder.set_order(torch.linalg.solve(xx, xy).float())
+    return {**counted, "features": int(xx.shape[0]), "alpha": ORDER_ALPHA,
+            "seconds": round(time.perf_counter() - t0, 2)}
 
 
 def _moves(encoder, pairs: _Pairs, state: torch.Tensor, encode, seed: int, device) -> tuple[_Pairs, torch.Tensor,
@@ -207,6 +304,11 @@ def fit_action_encoder(encoder, data, rows: np.ndarray, target_before: np.ndarra
                        torch.from_numpy(fit["bias"]).float().to(device), residual_rms=residual_rms)
     out = {"pairs": int(len(rows)), "features": int(x.shape[1]), "alpha": fit["alpha"],
            "inner_mse": fit["inner_mse"], "fit_mse": residual_rms ** 2}
+    del x
+    order = fit_order(encoder, data, rows, np.asarray(target_before, dtype=np.float64), y, seed=seed,
+                      device=device, encode=encode)
+    if order is not None:
+        out["order"] = order
     if encoder.warm_start_steps:
         state, change = (torch.from_numpy(np.asarray(a)).float().to(device) for a in (target_before, y))
         out["residual"] = fit_residual(encoder, data, rows, state, change, seed=seed, device=device, encode=encode,

@@ -37,6 +37,14 @@ class TokenBagOptions(Options):
     positions = Field(bool, False, "also per bucket: the sum of its tokens' positions in after minus in before "
                       "(positions / window): an edit that moves tokens without changing their counts (a "
                       "reordering, a revert of one) is not an empty bag")
+    position_bins = Field(int, 0, "also per bucket and each of this many equal spans of the window: its count in "
+                          "after minus in before (weighted 0.2, so the ridge fit leans on the counts and uses the "
+                          "spans to say where a token's change lands); 0: off", minimum=0, maximum=512)
+    order_frequencies = Field(int, 0, "an edit that leaves every bucket's count unchanged (a reordering) also adds R · "
+                              "S, S per bucket the sum of its tokens' position sinusoids (this many frequencies, "
+                              "periods 4 to 256 positions) in after minus in before; R is fit in closed form at the "
+                              "ridge warm start on the training reorderings and 2 synthetic block moves per training "
+                              "pair at its own first edit (init = ridge); 0: off", minimum=0, maximum=64)
     head = Field(str, "linear", "linear: the embedding is W · features + b; mlp: plus an MLP of target(before) and "
                  "that linear embedding (the change a token makes depends on the state it lands in), its last "
                  "layer starting at 0; needs model.predictor.start = \"target_before\"", choices=("linear", "mlp"))

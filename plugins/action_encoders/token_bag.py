@@ -43,8 +43,66 @@ def position_shifts(before: torch.Tensor, after: torch.Tensor, pad_id: int, buck
     return sums(after) - sums(before)
 
 
+#: the spans' features enter the shared ridge fit at this weight, i.e. 25x its penalty: with few pairs per
+#: (token, span) they only refine the counts (0.2, the one weight tried beside 0 in exploratory ridge fits)
+SPAN_WEIGHT = 0.2
+
+
+def span_count_changes(before: torch.Tensor, after: torch.Tensor, pad_id: int, buckets: int,
+                       spans: int) -> torch.Tensor:
+    """``[B, buckets·spans]``: per bucket b and span j of the window (positions i with ⌊i·spans / L⌋ = j),
+    its count in after minus in before, times :data:`SPAN_WEIGHT`. Summed over the spans: the count change;
+    a token that moves to another span shows where it went."""
+    length = before.shape[1]
+    span = torch.arange(length, device=before.device) * spans // length
+
+    def counts(tokens: torch.Tensor) -> torch.Tensor:
+        out = torch.zeros(tokens.shape[0], buckets * spans, device=tokens.device)
+        where = (tokens.long() % buckets) * spans + span
+        return out.scatter_add_(1, where, (tokens != pad_id).to(out.dtype))
+
+    return SPAN_WEIGHT * (counts(after) - counts(before))
+
+
+#: the order features' shortest and longest period, in positions
+ORDER_PERIODS = (4.0, 256.0)
+
+
+def order_sinusoids(length: int, frequencies: int, device=None) -> torch.Tensor:
+    """``[length, 2·frequencies]``: sin and cos of each position at periods spaced geometrically over
+    :data:`ORDER_PERIODS`."""
+    periods = torch.logspace(math.log10(ORDER_PERIODS[0]), math.log10(ORDER_PERIODS[1]), frequencies,
+                             dtype=torch.float64, device=device)
+    angle = 2 * math.pi * torch.arange(length, dtype=torch.float64, device=device)[:, None] / periods
+    return torch.cat([angle.sin(), angle.cos()], dim=1).float()
+
+
+def order_features(before: torch.Tensor, after: torch.Tensor, pad_id: int, buckets: int,
+                   frequencies: int) -> torch.Tensor:
+    """``[B, buckets·2·frequencies]``: for a reordering (every bucket's count the same in before and after,
+    some token moved), per bucket the sum of its tokens' :func:`order_sinusoids` in after minus in before;
+    zero for every other edit, which the counts already see."""
+    table = order_sinusoids(before.shape[1], frequencies, before.device)
+    width = table.shape[1]
+
+    def sums(tokens: torch.Tensor) -> torch.Tensor:
+        out = torch.zeros(tokens.shape[0], buckets, width, device=tokens.device)
+        weights = table.expand(tokens.shape[0], -1, -1) * (tokens != pad_id).unsqueeze(-1)
+        index = (tokens.long() % buckets).unsqueeze(-1).expand(-1, -1, width)
+        return out.scatter_add_(1, index, weights)
+
+    return (sums(after) - sums(before)).flatten(1) * reorderings(before, after, pad_id, buckets).unsqueeze(1)
+
+
+def reorderings(before: torch.Tensor, after: torch.Tensor, pad_id: int, buckets: int) -> torch.Tensor:
+    """``[B]``: whether the edit moves tokens but leaves every bucket's count as it was."""
+    counts = removed_added_counts(before, after, pad_id, buckets)
+    return (counts.sum(dim=1) == 0) & (before != after).any(dim=1)
+
+
 class TokenBagActionEncoder(ActionEncoder):
-    """a = W · f + b, with f = [removed counts, added counts] (+ position shifts with ``positions``), plus
+    """a = W · f + b, with f = [removed counts, added counts] (+ position shifts with ``positions``, + per-span
+    count changes with ``position_bins``), plus
     s · MLP(c · target(before), (W · f + b) / s) with ``head = "mlp"`` (the mean of ``head_count`` such
     MLPs; with ``head_tokens`` the MLP also reads :meth:`token_position_features`), plus the paper's MLP of
     the action vector with ``with_vector``. No normalisation: the embedding grows with the edit.
@@ -80,9 +138,9 @@ class TokenBagActionEncoder(ActionEncoder):
             raise RecipeError(f"model.action.init_steps: {opts.init_steps} gradient steps fit the mlp head to what "
                               f"the ridge fit leaves; set model.action.head = \"mlp\" and init = \"ridge\", or "
                               f"init_steps = 0")
-        self.buckets, self.positions = min(opts.buckets, vocab_size), opts.positions
+        self.buckets, self.positions, self.spans = min(opts.buckets, vocab_size), opts.positions, opts.position_bins
         # starts at 0 so the first predictions do not depend on random count weights
-        self.counts = nn.Linear((3 if self.positions else 2) * self.buckets, dim, bias=False)
+        self.counts = nn.Linear(((3 if self.positions else 2) + self.spans) * self.buckets, dim, bias=False)
         nn.init.zeros_(self.counts.weight)
         self.bias = nn.Parameter(torch.zeros(dim))
         self.head = None
@@ -103,6 +161,15 @@ class TokenBagActionEncoder(ActionEncoder):
             self.head = mlps[0] if len(mlps) == 1 else nn.ModuleList(mlps)
             # s: the scale of what the linear part leaves, so the head's inputs and AdamW's steps fit it
             self.register_buffer("head_scale", torch.ones(()))
+        if opts.order_frequencies and opts.init != "ridge":
+            raise RecipeError(f"model.action.order_frequencies: the order part is fit at the ridge warm start; set "
+                              f"model.action.init = \"ridge\", or order_frequencies = 0")
+        self.order_frequencies = opts.order_frequencies
+        # starts at 0 like the counts; the warm start fits it (set_order)
+        self.order = (nn.Linear(2 * opts.order_frequencies * self.buckets, dim, bias=False)
+                      if opts.order_frequencies else None)
+        if self.order is not None:
+            nn.init.zeros_(self.order.weight)
         self.warm_start_pairs = opts.init_pairs if opts.init == "ridge" else 0
         self.warm_start_steps, self.warm_start_lr = opts.init_steps, opts.init_lr
         self.warm_start_reverts, self.warm_start_moves = opts.init_reverts, opts.init_moves
@@ -116,10 +183,24 @@ class TokenBagActionEncoder(ActionEncoder):
         if inputs.before is None or inputs.after is None:
             raise WmkitError("the token_bag action encoder reads the states' token ids; pass ActionInputs "
                              "with before and after")
-        counts = removed_added_counts(inputs.before, inputs.after, self.pad_id, self.buckets)
-        if not self.positions:
-            return counts
-        return torch.cat([counts, position_shifts(inputs.before, inputs.after, self.pad_id, self.buckets)], dim=1)
+        features = [removed_added_counts(inputs.before, inputs.after, self.pad_id, self.buckets)]
+        if self.positions:
+            features.append(position_shifts(inputs.before, inputs.after, self.pad_id, self.buckets))
+        if self.spans:
+            features.append(span_count_changes(inputs.before, inputs.after, self.pad_id, self.buckets, self.spans))
+        return torch.cat(features, dim=1) if len(features) > 1 else features[0]
+
+    def order_features(self, inputs: ActionInputs) -> torch.Tensor | None:
+        if self.order is None:
+            return None
+        if inputs.before is None or inputs.after is None:
+            raise WmkitError("the token_bag action encoder reads the states' token ids; pass ActionInputs "
+                             "with before and after")
+        return order_features(inputs.before, inputs.after, self.pad_id, self.buckets, self.order_frequencies)
+
+    @torch.no_grad()
+    def set_order(self, weights: torch.Tensor) -> None:
+        self.order.weight.copy_(weights.T)
 
     @torch.no_grad()
     def set_linear(self, weights: torch.Tensor, bias: torch.Tensor, *, residual_rms: float) -> None:
@@ -150,6 +231,12 @@ class TokenBagActionEncoder(ActionEncoder):
     def _parts(self, inputs: ActionInputs) -> tuple[torch.Tensor, list[torch.Tensor]]:
         """The linear embedding (plus the action vector's MLP) and each mlp head's scaled output."""
         linear = self.counts(self.linear_features(inputs)) + self.bias
+        if self.order is not None:  # computed for the reorderings only: a few in a hundred edits
+            rows = reorderings(inputs.before, inputs.after, self.pad_id, self.buckets).nonzero().squeeze(1)
+            if len(rows):
+                features = order_features(inputs.before[rows], inputs.after[rows], self.pad_id, self.buckets,
+                                          self.order_frequencies)
+                linear = linear.index_add(0, rows, self.order(features))
         fits = []
         if self.head is not None:
             if inputs.state is None:

@@ -91,14 +91,18 @@ def block_moves(tokens: np.ndarray, pad_id: int, rng: np.random.Generator) -> np
         n = len(where)
         if n < 4:
             continue
-        seq = row[where]
         m = int(rng.integers(2, max(2, n // 3) + 1))
         i = int(rng.integers(0, n - m + 1))
-        rest = np.concatenate([seq[:i], seq[i + m:]])
-        k = int(rng.integers(0, len(rest)))  # any place but its own: a cut at i put back at i is no move
+        k = int(rng.integers(0, n - m))  # any place but its own: a cut at i put back at i is no move
         k += k >= i
-        row[where] = np.concatenate([rest[:k], seq[i:i + m], rest[k:]])
+        row[where] = _move_block(row[where], i, m, k)
     return out
+
+
+def _move_block(seq: np.ndarray, i: int, m: int, k: int) -> np.ndarray:
+    """``seq`` with its tokens ``i .. i+m-1`` cut out and put back before the k-th of the rest."""
+    rest = np.concatenate([seq[:i], seq[i + m:]])
+    return np.concatenate([rest[:k], seq[i:i + m], rest[k:]])
 
 
 def anchored_moves(before: np.ndarray, after: np.ndarray, pad_id: int, rng: np.random.Generator) -> np.ndarray:
@@ -117,15 +121,11 @@ def anchored_moves(before: np.ndarray, after: np.ndarray, pad_id: int, rng: np.r
         m = int(rng.integers(2, max(3, n // 4)))
         if first + m >= n:
             continue
-        seq = row[where]
-        if rng.random() < 0.5:
-            i = first
-            rest = np.concatenate([seq[:i], seq[i + m:]])
-            k = int(rng.integers(first + 1, len(rest) + 1))
-        else:
-            i = int(rng.integers(first + 1, n - m + 1))
-            rest, k = np.concatenate([seq[:i], seq[i + m:]]), first
-        row[where] = np.concatenate([rest[:k], seq[i:i + m], rest[k:]])
+        if rng.random() < 0.5:  # cut at the first edit, put back later
+            i, k = first, int(rng.integers(first + 1, n - m + 1))
+        else:  # cut later, put in at the first edit
+            i, k = int(rng.integers(first + 1, n - m + 1)), first
+        row[where] = _move_block(row[where], i, m, k)
     return out
 
 
@@ -304,7 +304,7 @@ def fit_action_encoder(encoder, data, rows: np.ndarray, target_before: np.ndarra
                        torch.from_numpy(fit["bias"]).float().to(device), residual_rms=residual_rms)
     out = {"pairs": int(len(rows)), "features": int(x.shape[1]), "alpha": fit["alpha"],
            "inner_mse": fit["inner_mse"], "fit_mse": residual_rms ** 2}
-    del x
+    del x  # wide with position_bins; the order fit next needs the memory
     order = fit_order(encoder, data, rows, np.asarray(target_before, dtype=np.float64), y, seed=seed,
                       device=device, encode=encode)
     if order is not None:

@@ -674,15 +674,22 @@ def _reordering_pairs(n=96, seed=3):
     return data
 
 
-def test_the_order_fit_is_ridge_on_reorderings_and_anchored_moves_gated_on_unchanged_counts(wmkit_host):
+# ~180 rows of order features (the pairs' reorderings and the moves): more than 1 frequency's 100 features, so
+# summed into the Gram matrix, and fewer than 2 frequencies' 200, so solved in the dual form
+@pytest.mark.parametrize("frequencies, solve", [(1, "gram"), (2, "dual")])
+def test_the_order_fit_is_ridge_on_reorderings_and_anchored_moves_gated_on_unchanged_counts(wmkit_host, frequencies,
+                                                                                             solve):
     from wmkit.encode import encode_states
     from wmkit.warm_start import ORDER_ALPHA, ORDER_MOVES, anchored_moves, warm_start_action_encoder
     from wmkit_action_encoders.token_bag import order_features
 
-    model = _warm_model(wmkit_host, model__action__positions=True, model__action__order_frequencies=2,
+    model = _warm_model(wmkit_host, model__action__positions=True, model__action__order_frequencies=frequencies,
                         model__action__init_pairs=80)
     data = _reordering_pairs()
     fit = warm_start_action_encoder(model, data, np.arange(90), seed=0, device=torch.device("cpu"))
+    width = 2 * frequencies * VOCAB
+    assert fit["order"]["features"] == width and fit["order"]["solve"] == solve
+    assert (fit["order"]["pairs"] + fit["order"]["moves"] > width) == (solve == "gram")
     rows = np.sort(np.random.default_rng(0).choice(np.arange(90), size=80, replace=False))
     encoder = model.action_encoder
     reorderings = sum((data.after[r] != data.before[r]).any() and sorted(data.after[r]) == sorted(data.before[r])
@@ -701,7 +708,7 @@ def test_the_order_fit_is_ridge_on_reorderings_and_anchored_moves_gated_on_uncha
         inputs = ActionInputs(vector=torch.zeros(len(before), ACTIONS), before=torch.from_numpy(before),
                               after=torch.from_numpy(after), state=tb)
         linear = encoder.counts(encoder.linear_features(inputs)) + encoder.bias
-        x = order_features(inputs.before, inputs.after, 0, VOCAB, 2).double()
+        x = order_features(inputs.before, inputs.after, 0, VOCAB, frequencies).double()
     seen = x.abs().sum(1) > 0
     x, y = x[seen], (ta - tb - linear).double()[seen]
     want = torch.linalg.solve(x.T @ x + ORDER_ALPHA * torch.eye(x.shape[1], dtype=torch.float64), x.T @ y)

@@ -135,8 +135,9 @@ def fit_order(encoder, data, rows: np.ndarray, state: np.ndarray, change: np.nda
     :meth:`~wmkit.components.ActionEncoder.order_features` to what the linear part leaves of the change, on
     the training pairs ``rows`` whose order features are not zero and on :data:`ORDER_MOVES` anchored block
     moves per pair (:func:`anchored_moves`) encoded by the initial target; None for an encoder without
-    order features. The Gram matrix is summed chunk by chunk: the features are wide (buckets × 2 ×
-    frequencies) and mostly zero."""
+    order features. The features are wide (buckets × 2 × frequencies) and mostly zero: with more rows than
+    features the Gram matrix is summed chunk by chunk, with fewer the dual form is solved (``"solve"`` in
+    the returned dict says which)."""
     probe = encoder.order_features(_inputs(data, rows[:1], device))
     if probe is None:
         return None
@@ -151,16 +152,26 @@ def fit_order(encoder, data, rows: np.ndarray, state: np.ndarray, change: np.nda
     moves = _Pairs(pairs.before[src], moved, pairs.actions[src])
     moves_change = np.asarray(encode(moved), dtype=np.float64) - state[src]
     width = probe.shape[1]
-    xx = torch.zeros(width, width, device=device)  # float32 sums of float32 products: 1.9 GB, not 3.8, at 21,888
-    xy = torch.zeros(width, change.shape[1], dtype=torch.float64, device=device)
+    # rows are kept until there are more of them than features; then (the usual case at full scale) they
+    # are summed into the Gram matrix, else (small data) the same ridge is solved in its dual form
+    # Xᵀ(XXᵀ + αI)⁻¹Y, which at a few hundred rows is a small solve instead of one of 21,888 features
+    gram: list[torch.Tensor] = []  # [xx float32: 1.9 GB, not 3.8, at 21,888 features; xy float64]
+    rows_x: list[torch.Tensor] = []
+    rows_y: list[torch.Tensor] = []
     counted = {"pairs": 0, "moves": 0}
-    block: list[torch.Tensor] = []
 
     def flush():
-        if block:
-            x = torch.cat(block)
-            xx.addmm_(x.T, x)
-            block.clear()
+        if not gram:
+            gram.extend([torch.zeros(width, width, device=device),
+                         torch.zeros(width, change.shape[1], dtype=torch.float64, device=device)])
+        while rows_x:  # about ORDER_GRAM_ROWS rows per product: large enough to run at matmul speed
+            take = 1
+            while take < len(rows_x) and sum(len(b) for b in rows_x[:take]) < ORDER_GRAM_ROWS:
+                take += 1
+            x, y = torch.cat(rows_x[:take]), torch.cat(rows_y[:take])
+            del rows_x[:take], rows_y[:take]
+            gram[0].addmm_(x.T, x)
+            gram[1].addmm_(x.T.double(), y)
 
     for name, these, these_state, these_change in (("pairs", pairs, state, change),
                                                    ("moves", moves, state[src], moves_change)):
@@ -174,20 +185,27 @@ def fit_order(encoder, data, rows: np.ndarray, state: np.ndarray, change: np.nda
                     continue
                 # what the embedding fit so far (the linear part; the rest is silent) leaves of the change
                 left = torch.from_numpy(these_change[s]).to(device) - encoder(inputs).double()
-                x, left = x[seen], left[seen]
-                xy.addmm_(x.T.double(), left)
-            block.append(x)
+            rows_x.append(x[seen])
+            rows_y.append(left[seen])
             counted[name] += int(seen.sum())
-            if sum(len(b) for b in block) >= ORDER_GRAM_ROWS:
+            kept = sum(len(b) for b in rows_x)
+            if (gram and kept >= ORDER_GRAM_ROWS) or (not gram and counted["pairs"] + counted["moves"] > width):
                 flush()
-    flush()
     if not counted["pairs"] + counted["moves"]:
         raise RecipeError("model.action.order_frequencies: no training pair or synthetic move reorders tokens; "
                           "set order_frequencies = 0")
-    xx = xx.double()
-    xx.diagonal().add_(ORDER_ALPHA)
-    encoder.set_order(torch.linalg.solve(xx, xy).float())
-    return {**counted, "features": int(xx.shape[0]), "alpha": ORDER_ALPHA,
+    if gram:
+        flush()
+        xx, xy = gram[0].double(), gram[1]
+        xx.diagonal().add_(ORDER_ALPHA)
+        weights, solve = torch.linalg.solve(xx, xy), "gram"
+    else:
+        x, y = torch.cat(rows_x).double(), torch.cat(rows_y)
+        kernel = x @ x.T
+        kernel.diagonal().add_(ORDER_ALPHA)
+        weights, solve = x.T @ torch.linalg.solve(kernel, y), "dual"
+    encoder.set_order(weights.float())
+    return {**counted, "features": width, "alpha": ORDER_ALPHA, "solve": solve,
             "seconds": round(time.perf_counter() - t0, 2)}
 
 

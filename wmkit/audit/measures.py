@@ -107,23 +107,30 @@ def action_sensitivity(*, true: dict, shuffled_pred: np.ndarray, target_after: n
     out["cos"] = metrics.mean_cos(shuffled_pred, target_after)
     out["delta_cos"] = metrics.delta_cos(shuffled_pred, target_after, online_before)
     out["true_knn_at_5"], out["true_cos"], out["true_delta_cos"] = true["knn_at_5"], true["cos"], true["delta_cos"]
-    out["knn_at_5_ratio"] = out["knn_at_5"] / true["knn_at_5"] if true["knn_at_5"] > 0 else float("nan")
-    out["knn_at_5_drop"] = true["knn_at_5"] - out["knn_at_5"]
+    out["true_knn_at_1"] = true["knn_at_1"]
+    for k in (1, 5):
+        t = true[f"knn_at_{k}"]
+        out[f"knn_at_{k}_ratio"] = out[f"knn_at_{k}"] / t if t > 0 else float("nan")
+        out[f"knn_at_{k}_drop"] = t - out[f"knn_at_{k}"]
     out["cos_drop"] = true["cos"] - out["cos"]
     out["pred_shift_cos"] = metrics.mean_cos(shuffled_pred, true["pred"]) if "pred" in true else None
     a = np.asarray(actions, dtype=np.float64)
     out["identical_action_fraction"] = float(np.mean(np.all(np.isclose(a, a[perm]), axis=1)))
     rnd = metrics.random_baseline(5, n)
-    out["ignores_action"] = verdict.ignores_action(true["knn_at_5"], out["knn_at_5"], rnd)
+    out["ignores_action"] = verdict.ignores_action(true_knn1=true["knn_at_1"], true_knn5=true["knn_at_5"],
+                                                   shuffled_knn1=out["knn_at_1"], shuffled_knn5=out["knn_at_5"],
+                                                   random_knn5=rnd)
     if out["ignores_action"] is None:
         out["statement"] = (f"inconclusive: KNN@5 with true actions ({true['knn_at_5']:.4f}) is under "
                             f"{verdict.ACTION_TEST_MIN_OVER_RANDOM:g}x random ({rnd:.4f}), so there is no retrieval "
                             f"for a wrong action to lose")
     elif out["ignores_action"]:
         out["statement"] = (f"the predictor ignores the action: with every action swapped for another sample's, "
-                            f"KNN@5 is {out['knn_at_5']:.4f} vs {true['knn_at_5']:.4f} with the true action "
-                            f"({100 * out['knn_at_5_ratio']:.0f}%)")
+                            f"KNN@1 is {out['knn_at_1']:.4f} vs {true['knn_at_1']:.4f} with the true action "
+                            f"({100 * out['knn_at_1_ratio']:.0f}%) and KNN@5 {out['knn_at_5']:.4f} vs "
+                            f"{true['knn_at_5']:.4f} ({100 * out['knn_at_5_ratio']:.0f}%)")
     else:
-        out["statement"] = (f"the predictor uses the action: swapping actions drops KNN@5 from "
-                            f"{true['knn_at_5']:.4f} to {out['knn_at_5']:.4f} and cos by {out['cos_drop']:+.4f}")
+        out["statement"] = (f"the predictor uses the action: swapping actions drops KNN@1 from "
+                            f"{true['knn_at_1']:.4f} to {out['knn_at_1']:.4f}, KNN@5 from {true['knn_at_5']:.4f} to "
+                            f"{out['knn_at_5']:.4f} and cos by {out['cos_drop']:+.4f}")
     return out

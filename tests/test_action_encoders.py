@@ -723,3 +723,16 @@ def test_the_order_fit_is_ridge_on_reorderings_and_anchored_moves_gated_on_uncha
 def test_order_frequencies_need_the_ridge_start(wmkit_host):
     with pytest.raises(RecipeError, match='model.action.order_frequencies: .*init = "ridge"'):
         build(tiny(model__action__name="token_bag", model__action__order_frequencies=4), wmkit_host)
+
+
+def test_the_warm_start_log_line_names_every_stage_of_the_fit():
+    from wmkit.warm_start import describe
+
+    ridge = {"alpha": 10.0, "features": 4096, "fit_mse": 2.5e-4, "seconds": 3.2, "pairs": 5}
+    assert describe(ridge) == "warm start: ridge penalty 10 on 4096 count features; 3s in all"
+    full = {**ridge, "order": {"alpha": 3.0, "features": 21888, "moves": 33085, "pairs": 523, "seconds": 507.5,
+                               "solve": "gram"},
+            "residual": {"steps": 12000, "fit_mse": 1.2e-4}, "seconds": 873.0}
+    assert describe(full) == ("warm start: ridge penalty 10 on 4096 count features; then reordering expert on 523 "
+                              "reorderings + 33085 synthetic moves (21888 features, penalty 3, gram solve, 508s); "
+                              "then 12000 steps of the nonlinear part: fit MSE 0.00025 -> 0.00012; 873s in all")

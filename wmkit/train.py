@@ -30,7 +30,7 @@ from wmkit.evaluation import criterion_value, probe_validation
 from wmkit.loggers import LoggerSet, open_loggers
 from wmkit.model import build_initial_world_model
 from wmkit.target_cache import TargetCache
-from wmkit.warm_start import warm_start_action_encoder
+from wmkit.warm_start import describe as describe_warm_start, warm_start_action_encoder
 from wmkit.rundir import RunLock, check_target, is_empty_dir, is_run, recover, stage, write_marker
 from wmkit.runtime import check_action_inputs, load_data, pick_device, resolve_source
 
@@ -352,11 +352,7 @@ def _train(recipe, run_dir: Path, *, resume: bool, force: bool, early_stop: int 
                   f"training pairs (model.action.init = ridge)", file=sys.stderr, flush=True)
         warm_start = warm_start_action_encoder(model, data, train_idx.numpy(), seed=o.meta.seed, device=device)
         if world.is_main:
-            residual = warm_start.get("residual")
-            then = (f"; then {residual['steps']} steps of the nonlinear part: fit MSE {warm_start['fit_mse']:.3g} -> "
-                    f"{residual['fit_mse']:.3g}" if residual else "")
-            print(f"warm start: ridge penalty {warm_start['alpha']:g} on {warm_start['features']} count features"
-                  f"{then}, {warm_start['seconds']:.0f}s", file=sys.stderr, flush=True)
+            print(describe_warm_start(warm_start), file=sys.stderr, flush=True)
 
     components = {}
     for kind in kinds.KINDS:

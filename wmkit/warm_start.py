@@ -368,3 +368,19 @@ def warm_start_action_encoder(model, data, train_rows: np.ndarray, *, seed: int,
                           "model.predictor.output = \"update\", add_action = true and zero_init = true")
     out["seconds"] = round(time.perf_counter() - t0, 2)
     return out
+
+
+def describe(fit: dict) -> str:
+    """One line for the training log: each stage of the fit ``warm_start_action_encoder`` returned, with
+    the numbers config.json keeps under ``warm_start``."""
+    parts = [f"ridge penalty {fit['alpha']:g} on {fit['features']} count features"]
+    order = fit.get("order")
+    if order:
+        parts.append(f"reordering expert on {order['pairs']} reorderings + {order['moves']} synthetic moves "
+                     f"({order['features']} features, penalty {order['alpha']:g}, {order['solve']} solve, "
+                     f"{order['seconds']:.0f}s)")
+    residual = fit.get("residual")
+    if residual:
+        parts.append(f"{residual['steps']} steps of the nonlinear part: fit MSE {fit['fit_mse']:.3g} -> "
+                     f"{residual['fit_mse']:.3g}")
+    return f"warm start: {'; then '.join(parts)}; {fit['seconds']:.0f}s in all"

@@ -165,13 +165,17 @@ def _tuning_split(recipe, prepared, repos: list[str]) -> tuple[np.ndarray, np.nd
     again with ``repos`` held out as well and matching row ids."""
     import copy
 
+    from wmkit.errors import DataError
     from wmkit.recipe import get_dotted, set_dotted
     from wmkit.runtime import load_data
 
     values = copy.deepcopy(recipe)  # a checkpoint's recipe: the resolved values as a dict
     held = list(get_dotted(values, "data.holdout_repos") or [])
     set_dotted(values, "data.holdout_repos", held + [r for r in repos if r not in held])
-    _, tuned = load_data(values, progress=False)
+    try:
+        _, tuned = load_data(values, progress=False)
+    except DataError as exc:  # a repository the data does not hold: one line, not a traceback
+        sys.exit(f"--tune-repos {' '.join(repos)}: {exc}")
     ids = {prepared.ids[i]: i for i in range(len(prepared))}
     held_ids = set(prepared.ids[i] for i in prepared.holdout_indices())
     tune_ids = set(tuned.ids[i] for i in tuned.holdout_indices()) - held_ids

@@ -106,10 +106,9 @@ def action_sensitivity(*, true: dict, shuffled_pred: np.ndarray, target_after: n
     out = {k: v for k, v in out.items() if not k.startswith("random_")}
     out["cos"] = metrics.mean_cos(shuffled_pred, target_after)
     out["delta_cos"] = metrics.delta_cos(shuffled_pred, target_after, online_before)
-    out["true_knn_at_5"], out["true_cos"], out["true_delta_cos"] = true["knn_at_5"], true["cos"], true["delta_cos"]
-    out["true_knn_at_1"] = true["knn_at_1"]
+    out["true_cos"], out["true_delta_cos"] = true["cos"], true["delta_cos"]
     for k in (1, 5):
-        t = true[f"knn_at_{k}"]
+        t = out[f"true_knn_at_{k}"] = true[f"knn_at_{k}"]
         out[f"knn_at_{k}_ratio"] = out[f"knn_at_{k}"] / t if t > 0 else float("nan")
         out[f"knn_at_{k}_drop"] = t - out[f"knn_at_{k}"]
     out["cos_drop"] = true["cos"] - out["cos"]
